@@ -1,0 +1,122 @@
+"""Image file reading: any common format -> BGR uint8 (H, W, 3), EXIF-rotated, with clear errors."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ultralytics.utils import UserError
+
+IMG_FORMATS = frozenset({"bmp", "jpeg", "jpg", "png", "tif", "tiff", "webp", "mpo", "pfm", "dng", "gif"})
+MIN_IMAGE_SIDE = 2  # images with a side shorter than this many pixels are skipped as "too small"
+_EXIF_ORIENTATION = 0x0112
+_JPEG_END = b"\xff\xd9"
+
+
+class ImageReadError(UserError):
+    """An image file that cannot be used; `.reason` is a short key: empty, truncated, unreadable, too_small."""
+
+    def __init__(self, path: str | Path, reason: str, detail: str = ""):
+        self.path, self.reason, self.detail = str(path), reason, detail
+        super().__init__(f"image {path}: {reason.replace('_', ' ')}" + (f" ({detail})" if detail else ""))
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True when the file suffix is a known image format (case-insensitive)."""
+    return Path(path).suffix[1:].lower() in IMG_FORMATS
+
+
+def _read_bytes(path: str | Path) -> np.ndarray:
+    """Whole file as a uint8 array; raises ImageReadError for missing, unreadable or zero-byte files."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as e:  # missing, a directory, no permission
+        raise ImageReadError(path, "unreadable", f"{type(e).__name__}: {e.strerror or e}") from None
+    if data.size == 0:
+        raise ImageReadError(path, "empty", "zero-byte file")
+    return data
+
+
+def _is_jpeg(data: np.ndarray) -> bool:
+    """JPEG files start with the SOI marker FF D8."""
+    return data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8
+
+
+def _pil_decode(data: np.ndarray, path: str | Path) -> np.ndarray:
+    """Slow path: decode with PIL (EXIF transpose, any mode -> RGB, 16-bit scaled) and return BGR uint8."""
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale to 8 bits
+                a = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if im.mode.startswith("I;16") or a.max() <= 65535 else float(a.max())
+                a = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                return cv2.cvtColor(a, cv2.COLOR_GRAY2BGR)
+            rgb = np.asarray(im.convert("RGB"))
+    except OSError as e:
+        reason = "truncated" if "truncated" in str(e).lower() else "unreadable"
+        raise ImageReadError(path, reason, str(e)) from None
+    except Exception as e:  # PIL raises many types for corrupt files (SyntaxError, ValueError, ...)
+        raise ImageReadError(path, "unreadable", f"{type(e).__name__}: {e}") from None
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+def imread(path: str | Path) -> np.ndarray:
+    """Read an image file -> BGR uint8 (H, W, 3), EXIF orientation applied.
+
+    Handles grayscale, RGBA (alpha dropped), palette, CMYK and 16-bit (scaled to 8 bits) files.
+    Raises ImageReadError (a UserError) naming the file for zero-byte, truncated or unreadable files.
+    """
+    data = _read_bytes(path)
+    if _is_jpeg(data) and bytes(data[-2:]) != _JPEG_END:
+        im = None  # no end marker: truncated unless PIL can decode it fully (some files carry trailing bytes)
+    else:
+        im = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation, drops alpha, 16 -> 8 bit
+    if im is None:
+        im = _pil_decode(data, path)
+    if min(im.shape[:2]) < MIN_IMAGE_SIDE:
+        raise ImageReadError(path, "too_small", f"{im.shape[1]}x{im.shape[0]} px")
+    return im
+
+
+def image_info(path: str | Path) -> tuple[int, int]:
+    """Check an image file cheaply (header + integrity, no full decode when avoidable) -> (h, w) after EXIF.
+
+    Raises ImageReadError with reason empty / truncated / unreadable / too_small.
+    """
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise ImageReadError(path, "unreadable", e.strerror or str(e)) from None
+    if size == 0:
+        raise ImageReadError(path, "empty", "zero-byte file")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            fmt = im.format
+            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+            im.verify()  # checks structure (PNG chunk CRCs etc.) without decoding pixels
+        if fmt in ("JPEG", "MPO"):
+            with open(path, "rb") as f:
+                f.seek(-2, os.SEEK_END)
+                if f.read() != _JPEG_END:  # maybe truncated: a full decode decides
+                    with Image.open(path) as im2:
+                        im2.load()
+    except UnidentifiedImageError:  # a format PIL does not know (e.g. PFM): let OpenCV decode it
+        return imread(path).shape[:2]
+    except OSError as e:
+        reason = "truncated" if "truncated" in str(e).lower() else "unreadable"
+        raise ImageReadError(path, reason, str(e)) from None
+    except Exception as e:
+        raise ImageReadError(path, "unreadable", f"{type(e).__name__}: {e}") from None
+    if orientation in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+        w, h = h, w
+    if min(w, h) < MIN_IMAGE_SIDE:
+        raise ImageReadError(path, "too_small", f"{w}x{h} px")
+    return h, w

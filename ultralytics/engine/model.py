@@ -1,0 +1,93 @@
+"""The YOLO facade: build or load a model, then train, val or predict with key=value settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.weights import load_model, save_model, transfer_weights
+from ultralytics.utils import UserError
+
+
+class YOLO:
+    """`YOLO('yolov10n-LSKA.yaml')` builds a new model; `YOLO('runs/train/exp/weights/best.pt')` loads one.
+
+    Model YAML names resolve inside ultralytics/cfg/models (like upstream); paths work too.
+    """
+
+    def __init__(self, model: str | Path = "yolov10n.yaml", task: str = "detect", verbose: bool = False):
+        if task != "detect":
+            raise UserError(f"task '{task}' is not supported: this project does detection only")
+        self.task = task
+        self.ckpt: dict | None = None
+        self.ckpt_path: str | None = None
+        self.metrics = None
+        model = str(model)
+        suffix = Path(model).suffix.lower()
+        if suffix in (".yaml", ".yml"):
+            self.cfg = model
+            self.model = DetectionModel(model, verbose=verbose)
+        elif suffix == ".pt":
+            self.model, self.ckpt = load_model(model)
+            self.ckpt_path = model
+            self.cfg = self.model.yaml.get("yaml_file")
+        else:
+            raise UserError(f"model '{model}' must be a model YAML (.yaml) or a checkpoint (.pt)")
+
+    # --- the model itself -------------------------------------------------------------------------
+    @property
+    def names(self) -> dict[int, str]:
+        return self.model.names
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def info(self, detailed: bool = False, verbose: bool = True):
+        """Print the summary line; return (layers, parameters, gradients, GFLOPs)."""
+        return self.model.info(detailed=detailed, verbose=verbose)
+
+    def fuse(self) -> "YOLO":
+        self.model.eval().fuse()
+        return self
+
+    def load(self, weights: str | Path = "yolov10n.pt") -> "YOLO":
+        """Copy every tensor whose name and shape match from a checkpoint (prints how many)."""
+        transfer_weights(self.model, weights)
+        return self
+
+    def save(self, path: str | Path = "model.pt") -> Path:
+        return save_model(self.model, path)
+
+    # --- modes ------------------------------------------------------------------------------------
+    def train(self, **kwargs):
+        """Train with cfg/default.yaml <- kwargs; returns the final validation metrics."""
+        from ultralytics.models.yolo.detect import DetectionTrainer
+
+        if kwargs.get("resume") is True:
+            if not self.ckpt_path:
+                raise UserError("resume=True needs a model loaded from a checkpoint, e.g. "
+                                "YOLO('runs/train/exp/weights/last.pt').train(resume=True)")
+            kwargs["resume"] = self.ckpt_path
+        trainer = DetectionTrainer(overrides={"model": self.cfg, **kwargs}, model=self.model)
+        trainer.train()
+        self.model = trainer.best_model() or self.model
+        self.metrics = trainer.metrics
+        self.trainer = trainer
+        return self.metrics
+
+    def val(self, **kwargs):
+        """Validate on a dataset's split; returns DetMetrics (.box.map, .box.map50, ...)."""
+        from ultralytics.models.yolo.detect import DetectionValidator
+
+        validator = DetectionValidator(overrides=kwargs)
+        self.metrics = validator(model=self.model)
+        return self.metrics
+
+    def predict(self, source=None, **kwargs):
+        """Detect objects in images; returns a list of Results, one per image."""
+        from ultralytics.models.yolo.detect import DetectionPredictor
+
+        return DetectionPredictor(overrides=kwargs)(source=source, model=self.model)
+
+    __call__ = predict

@@ -1,0 +1,105 @@
+"""Greedy one-to-one box matching and the detection confusion matrix (with a background class)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ultralytics.utils import LOGGER, UserError
+from ultralytics.utils.ops import box_iou
+
+
+def greedy_pairs(score: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy one-to-one matching, highest score first: score, valid (M, N) -> matched (rows (k,), cols (k,)).
+
+    Equivalent to walking the valid pairs in order of (score desc, row asc, col asc) and keeping a pair when
+    neither its row nor its column is taken. Vectorised as rounds: a pair that is the first maximum of both
+    its row and its column is kept by that walk, so each round keeps all such pairs and drops their rows
+    and columns (at least one pair per round; usually a few rounds in all).
+    """
+    s = np.where(valid, score, -np.inf).astype(np.float64)
+    rows, cols = [], []
+    while s.size and np.isfinite(s).any():
+        row_best = s.argmax(1)  # (M,) first best column of each row
+        col_best = s.argmax(0)  # (N,) first best row of each column
+        r = np.arange(s.shape[0])
+        keep = np.isfinite(s[r, row_best]) & (col_best[row_best] == r)
+        r, c = r[keep], row_best[keep]
+        rows.append(r)
+        cols.append(c)
+        s[r, :] = -np.inf
+        s[:, c] = -np.inf
+    if not rows:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+class ConfusionMatrix:
+    """Detection confusion matrix (nc + 1, nc + 1): rows = predicted class, columns = true class.
+
+    The last row/column is background: column nc counts predictions matching no ground truth (false
+    positives), row nc counts ground truths matched by no prediction (missed). Predictions with
+    conf <= `conf` are ignored; a prediction and a ground truth match (class-agnostic, greedy on IoU,
+    one-to-one) when IoU > `iou_thres`, and the pair is counted at (predicted class, true class).
+    """
+
+    def __init__(self, nc: int, conf: float = 0.25, iou_thres: float = 0.45) -> None:
+        """nc: number of classes; conf: score threshold; iou_thres: IoU needed to match."""
+        self.nc = int(nc)
+        self.conf = conf
+        self.iou_thres = iou_thres
+        self.matrix = np.zeros((self.nc + 1, self.nc + 1), dtype=np.int64)
+
+    def process_batch(self, detections, gt_bboxes, gt_cls) -> None:
+        """Add one image: detections (N, 6) x1, y1, x2, y2, conf, cls or None; gt_bboxes (M, 4) xyxy; gt_cls (M,)."""
+        gt_cls = np.asarray(gt_cls.cpu() if isinstance(gt_cls, torch.Tensor) else gt_cls).reshape(-1).astype(int)
+        if detections is not None and len(detections):
+            det = torch.as_tensor(detections).detach().cpu().double().reshape(-1, 6)
+            det = det[det[:, 4] > self.conf]
+        else:
+            det = torch.zeros((0, 6), dtype=torch.float64)
+        det_cls = det[:, 5].numpy().astype(int)
+        for what, c in (("predicted", det_cls), ("ground-truth", gt_cls)):
+            bad = c[(c < 0) | (c >= self.nc)]
+            if len(bad):
+                raise UserError(f"ConfusionMatrix(nc={self.nc}): {what} class id {int(bad[0])} is outside "
+                                f"0..{self.nc - 1}; does the model's nc match the dataset's names?")
+        if len(gt_cls) == 0:
+            np.add.at(self.matrix, (det_cls, self.nc), 1)
+            return
+        if len(det) == 0:
+            np.add.at(self.matrix, (self.nc, gt_cls), 1)
+            return
+        gt = torch.as_tensor(gt_bboxes).detach().cpu().double().reshape(-1, 4)
+        iou = box_iou(gt, det[:, :4]).double().numpy()  # (M, N)
+        gi, dj = greedy_pairs(iou, iou > self.iou_thres)
+        np.add.at(self.matrix, (det_cls[dj], gt_cls[gi]), 1)
+        missed = np.ones(len(gt_cls), dtype=bool)
+        missed[gi] = False
+        np.add.at(self.matrix, (self.nc, gt_cls[missed]), 1)
+        extra = np.ones(len(det_cls), dtype=bool)
+        extra[dj] = False
+        np.add.at(self.matrix, (det_cls[extra], self.nc), 1)
+
+    def tp_fp(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-class true positives (diagonal) and false positives (row sum - diagonal), background excluded."""
+        tp = np.diag(self.matrix)
+        fp = self.matrix.sum(1) - tp
+        return tp[:-1], fp[:-1]
+
+    def plot(self, normalize: bool = True, save_dir: str | Path = ".", names: dict | list | None = None) -> Path:
+        """Write confusion_matrix_normalized.png (columns sum to 1) or confusion_matrix.png; returns its path."""
+        from ultralytics.utils.plot_curves import plot_confusion_matrix
+
+        names = names or {}
+        names = names if isinstance(names, dict) else dict(enumerate(names))
+        labels = [str(names.get(i, i)) for i in range(self.nc)] + ["background"]
+        fname = "confusion_matrix_normalized.png" if normalize else "confusion_matrix.png"
+        return plot_confusion_matrix(self.matrix, labels, Path(save_dir) / fname, normalize=normalize)
+
+    def print(self) -> None:
+        """Log the matrix, one row (predicted class) per line."""
+        for row in self.matrix:
+            LOGGER.info(" ".join(str(int(v)) for v in row))

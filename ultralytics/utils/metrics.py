@@ -1,0 +1,320 @@
+"""Detection metrics: prediction/ground-truth matching, COCO-style AP, and the P/R/mAP containers.
+
+Conventions (COCO, pycocotools ``COCOeval``):
+- AP is the mean over 101 recall thresholds 0, 0.01, ..., 1 of the precision envelope sampled as a
+  step function (the highest precision reached at any recall >= the threshold), per IoU threshold
+  0.50:0.05:0.95. mAP50-95 is the mean over the 10 thresholds and the evaluated classes.
+- The evaluated classes are the classes that have ground truth. Predictions of a class with no ground
+  truth are ignored (COCO ignores categories without ground truth); with no ground truth at all no
+  class is evaluated and every mean is 0.
+- P and R are reported at the one confidence threshold that maximises the class-mean F1 (mean F1 on a
+  1000-point confidence grid, lightly box-smoothed before the argmax, as Ultralytics does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ultralytics.utils.confusion_matrix import ConfusionMatrix, greedy_pairs
+
+__all__ = ("match_predictions", "compute_ap", "ap_per_class", "smooth", "Metric", "DetMetrics", "ConfusionMatrix")
+
+RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)  # COCO 101-point recall grid
+
+
+def _np(x) -> np.ndarray:
+    """Return x (tensor, ndarray or sequence) as a numpy array on the CPU."""
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def match_predictions(pred_classes, true_classes, iou, iouv, conf=None):
+    """Mark each prediction as a true positive or not at each IoU threshold.
+
+    pred_classes: (N,) predicted class ids; true_classes: (M,) ground-truth class ids;
+    iou: (M, N) IoU of every ground truth with every prediction; iouv: (T,) IoU thresholds.
+    conf: optional (N,) scores. Without it (default) matching is greedy on IoU: candidate pairs of the same
+    class with IoU >= t are taken highest IoU first, each prediction and each ground truth at most once.
+    With it the COCO order is used: predictions by descending score each take the free same-class ground
+    truth of highest IoU >= t (this is what pycocotools does, and it matches COCOeval exactly).
+    Returns: (N, T) bool, a torch tensor on pred_classes' device if pred_classes is a tensor, else ndarray.
+    """
+    device = pred_classes.device if isinstance(pred_classes, torch.Tensor) else None
+    pc, tc, iou_np, thr = _np(pred_classes).reshape(-1), _np(true_classes).reshape(-1), _np(iou), _np(iouv)
+    thr = thr.astype(np.float64).reshape(-1)
+    n, m = pc.shape[0], tc.shape[0]
+    correct = np.zeros((n, thr.shape[0]), dtype=bool)
+    if n and m:
+        iou_np = iou_np.astype(np.float64).reshape(m, n)
+        valid = (tc[:, None] == pc[None, :]) & (iou_np >= thr.min())  # (M, N) candidate pairs
+        if conf is None:
+            correct = _match_by_iou(iou_np, valid, thr)
+        else:
+            correct = _match_by_score(iou_np, valid, thr, _np(conf).reshape(-1))
+    return torch.from_numpy(correct).to(device) if device is not None else correct
+
+
+def _match_by_iou(iou: np.ndarray, valid: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """Greedy highest-IoU-first matching for all thresholds at once: iou, valid (M, N) -> (N, T) bool.
+
+    The pairs with IoU >= t are a prefix of the pairs sorted by IoU, and a greedy pass never revisits a
+    decision, so the matching at threshold t is the matching at the lowest threshold restricted to IoU >= t.
+    """
+    correct = np.zeros((iou.shape[1], thr.shape[0]), dtype=bool)
+    gi, pj = greedy_pairs(iou, valid)
+    correct[pj] = iou[gi, pj][:, None] >= thr[None, :]
+    return correct
+
+
+def _match_by_score(iou: np.ndarray, valid: np.ndarray, thr: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """COCOeval matching: predictions by descending score take their best free gt. iou (M, N) -> (N, T)."""
+    m, n = iou.shape
+    t = thr.shape[0]
+    correct = np.zeros((n, t), dtype=bool)
+    gt_used = np.zeros((m, t), dtype=bool)
+    cols = np.arange(t)
+    order = np.argsort(-conf, kind="stable")
+    for j in order[valid.any(0)[order]]:  # only predictions with at least one candidate
+        cand = valid[:, j, None] & (iou[:, j, None] >= thr[None, :]) & ~gt_used  # (M, T)
+        score = np.where(cand, iou[:, j, None], -1.0)
+        g = score.argmax(0)  # (T,) best free gt per threshold
+        ok = cand[g, cols]
+        correct[j, ok] = True
+        gt_used[g[ok], cols[ok]] = True
+    return correct
+
+
+def compute_ap(recall, precision) -> tuple[float, np.ndarray, np.ndarray]:
+    """COCO 101-point AP of one precision/recall curve.
+
+    recall, precision: (n,) values after each ranked prediction (recall non-decreasing).
+    Sentinels (recall 0 and 1, precision 0) are appended, precision is made monotone from the right (the
+    envelope), and the envelope is read as a step function at recall 0, 0.01, ..., 1 (the first point whose
+    recall reaches the threshold) and averaged, exactly as pycocotools does. Linear interpolation between
+    points (np.interp + trapz) would overstate AP: one of two objects found at precision 1 gives 51/101 here
+    (COCO's value), but 0.75 with linear interpolation to the (1, 0) sentinel.
+    Returns (ap, mpre, mrec): mpre, mrec (n + 2,) are the envelope and recall with sentinels.
+    """
+    mrec = np.concatenate(([0.0], np.asarray(recall, dtype=np.float64), [1.0]))
+    mpre = np.concatenate(([0.0], np.asarray(precision, dtype=np.float64), [0.0]))
+    mpre = np.flip(np.maximum.accumulate(np.flip(mpre)))
+    q = mpre[np.searchsorted(mrec, RECALL_THRESHOLDS, side="left")]
+    return float(q.mean()), mpre, mrec
+
+
+def smooth(y: np.ndarray, f: float = 0.05) -> np.ndarray:
+    """Box filter of width ~2*f*len(y) (odd), edges padded with the end values: y (n,) -> (n,)."""
+    y = np.asarray(y, dtype=np.float64)
+    nf = round(len(y) * f * 2) // 2 + 1
+    if nf < 2 or len(y) < 3:
+        return y.copy()
+    p = np.concatenate((np.full(nf // 2, y[0]), y, np.full(nf // 2, y[-1])))
+    return np.convolve(p, np.ones(nf) / nf, mode="valid")
+
+
+def _at_thresholds(conf_sorted: np.ndarray, values: np.ndarray, x: np.ndarray, empty: float) -> np.ndarray:
+    """Value of a per-rank curve when keeping predictions with conf >= x: conf (n,) descending, values (n,)."""
+    k = np.searchsorted(-conf_sorted, -x, side="right")  # number of predictions kept at each threshold
+    return np.where(k > 0, values[np.maximum(k - 1, 0)], empty)
+
+
+def ap_per_class(tp, conf, pred_cls, target_cls, plot: bool = False, save_dir: Path = Path(),
+                 names: dict | None = None, prefix: str = "", eps: float = 1e-16) -> tuple:
+    """AP per class and IoU threshold, and P, R, F1 at the confidence of maximum mean F1.
+
+    tp: (n, T) bool true-positive flags per prediction and IoU threshold; conf: (n,) scores;
+    pred_cls: (n,) predicted classes; target_cls: (m,) classes of all ground-truth boxes.
+    Evaluated classes (c of them) are those with ground truth; a class with no prediction has AP 0.
+    Curves are sampled on a 1000-point grid x in [0, 1]: p/r/f1 curves against confidence threshold
+    (precision with no prediction kept counts as 0), prec_values against recall (IoU 0.5 envelope).
+    Returns (tp (c,), fp (c,), p (c,), r (c,), f1 (c,), ap (c, T), unique_classes (c,) int,
+             p_curve (c, 1000), r_curve (c, 1000), f1_curve (c, 1000), x (1000,), prec_values (c, 1000)),
+    tp/fp being the counts at the chosen confidence (IoU 0.5). With plot=True writes {prefix}PR_curve.png,
+    {prefix}F1_curve.png, {prefix}P_curve.png and {prefix}R_curve.png to save_dir.
+    """
+    tp, conf = _np(tp).astype(bool), _np(conf).astype(np.float64).reshape(-1)
+    tp = tp[:, None] if tp.ndim == 1 else tp  # (n, T)
+    pred_cls, target_cls = _np(pred_cls).reshape(-1), _np(target_cls).reshape(-1)
+    order = np.argsort(-conf, kind="stable")
+    tp, conf, pred_cls = tp[order], conf[order], pred_cls[order]
+
+    unique_classes, nt = np.unique(target_cls, return_counts=True)
+    nc, n_iou = unique_classes.shape[0], tp.shape[1]
+    x = np.linspace(0, 1, 1000)
+    ap = np.zeros((nc, n_iou))
+    p_curve, r_curve, prec_values = np.zeros((nc, 1000)), np.zeros((nc, 1000)), np.zeros((nc, 1000))
+    tp_curve, fp_curve = np.zeros((nc, 1000)), np.zeros((nc, 1000))  # counts kept at each threshold (IoU 0.5)
+    max_conf = np.full(nc, -1.0)  # highest score of each class's predictions
+    for ci, c in enumerate(unique_classes):
+        i = pred_cls == c
+        if not i.any():
+            continue
+        max_conf[ci] = conf[i][0]
+        tpc = tp[i].cumsum(0)  # (n_c, T) cumulative true positives
+        fpc = (~tp[i]).cumsum(0)
+        recall = tpc / nt[ci]
+        precision = tpc / (tpc + fpc)
+        r_curve[ci] = _at_thresholds(conf[i], recall[:, 0], x, 0.0)
+        p_curve[ci] = _at_thresholds(conf[i], precision[:, 0], x, 0.0)
+        tp_curve[ci] = _at_thresholds(conf[i], tpc[:, 0], x, 0.0)
+        fp_curve[ci] = _at_thresholds(conf[i], fpc[:, 0], x, 0.0)
+        for j in range(n_iou):
+            ap[ci, j], mpre, mrec = compute_ap(recall[:, j], precision[:, j])
+            if j == 0:  # precision envelope against recall, for the PR plot
+                prec_values[ci] = mpre[np.minimum(np.searchsorted(mrec, x, side="left"), len(mrec) - 1)]
+
+    f1_curve = 2 * p_curve * r_curve / (p_curve + r_curve + eps)
+    names = names if isinstance(names, dict) else dict(enumerate(names or []))
+    if plot:
+        from ultralytics.utils.plot_curves import plot_mc_curve, plot_pr_curve
+
+        labels = [names.get(int(c), str(int(c))) for c in unique_classes]
+        save_dir = Path(save_dir)
+        plot_pr_curve(x, prec_values, ap, save_dir / f"{prefix}PR_curve.png", labels)
+        plot_mc_curve(x, f1_curve, save_dir / f"{prefix}F1_curve.png", labels, ylabel="F1")
+        p_kept = np.where(x[None] <= max_conf[:, None], p_curve, np.nan)  # undefined once nothing is kept
+        plot_mc_curve(x, p_kept, save_dir / f"{prefix}P_curve.png", labels, ylabel="Precision")
+        plot_mc_curve(x, r_curve, save_dir / f"{prefix}R_curve.png", labels, ylabel="Recall")
+
+    i = int(smooth(f1_curve.mean(0), 0.1).argmax()) if nc else 0
+    p, r, f1 = p_curve[:, i], r_curve[:, i], f1_curve[:, i]
+    return (tp_curve[:, i], fp_curve[:, i], p, r, f1, ap, unique_classes.astype(int), p_curve, r_curve, f1_curve, x,
+            prec_values)
+
+
+class Metric:
+    """Box metrics of one evaluation: per-class P, R, F1, AP (c, 10) and their means (the `.box` object)."""
+
+    def __init__(self) -> None:
+        """Start empty: no evaluated class, every mean 0."""
+        self.p, self.r, self.f1 = np.zeros(0), np.zeros(0), np.zeros(0)
+        self.all_ap = np.zeros((0, 10))  # (c, 10) AP per evaluated class and IoU threshold
+        self.ap_class_index = np.zeros(0, dtype=int)  # (c,) class id of each evaluated class
+        self.nc = 0  # number of classes of the dataset (length of `maps`)
+        self.p_curve = self.r_curve = self.f1_curve = self.prec_values = np.zeros((0, 1000))
+        self.px = np.linspace(0, 1, 1000)
+
+    @property
+    def ap50(self) -> np.ndarray:
+        """AP at IoU 0.5 per evaluated class: (c,)."""
+        return self.all_ap[:, 0] if len(self.all_ap) else np.zeros(0)
+
+    @property
+    def ap(self) -> np.ndarray:
+        """AP averaged over IoU 0.50:0.95 per evaluated class: (c,)."""
+        return self.all_ap.mean(1) if len(self.all_ap) else np.zeros(0)
+
+    @property
+    def mp(self) -> float:
+        """Mean precision over evaluated classes (0 if none)."""
+        return float(self.p.mean()) if len(self.p) else 0.0
+
+    @property
+    def mr(self) -> float:
+        """Mean recall over evaluated classes (0 if none)."""
+        return float(self.r.mean()) if len(self.r) else 0.0
+
+    @property
+    def map50(self) -> float:
+        """mAP at IoU 0.5."""
+        return float(self.all_ap[:, 0].mean()) if len(self.all_ap) else 0.0
+
+    @property
+    def map75(self) -> float:
+        """mAP at IoU 0.75."""
+        return float(self.all_ap[:, 5].mean()) if len(self.all_ap) else 0.0
+
+    @property
+    def map(self) -> float:
+        """mAP averaged over IoU 0.50:0.95."""
+        return float(self.all_ap.mean()) if len(self.all_ap) else 0.0
+
+    def mean_results(self) -> list[float]:
+        """[mP, mR, mAP50, mAP50-95]."""
+        return [self.mp, self.mr, self.map50, self.map]
+
+    def class_result(self, i: int) -> tuple[float, float, float, float]:
+        """(P, R, AP50, AP50-95) of the i-th evaluated class (index into ap_class_index)."""
+        return float(self.p[i]), float(self.r[i]), float(self.ap50[i]), float(self.ap[i])
+
+    @property
+    def maps(self) -> np.ndarray:
+        """mAP50-95 per class id: (nc,), classes without ground truth filled with the overall mAP."""
+        nc = max(self.nc, int(self.ap_class_index.max()) + 1 if len(self.ap_class_index) else 0)
+        maps = np.zeros(nc) + self.map
+        maps[self.ap_class_index] = self.ap
+        return maps
+
+    def fitness(self) -> float:
+        """Model fitness for best.pt selection: 0.1 * mAP50 + 0.9 * mAP50-95."""
+        return 0.1 * self.map50 + 0.9 * self.map
+
+    def update(self, results: tuple) -> None:
+        """Store ap_per_class(...)[2:]: (p, r, f1, all_ap, ap_class_index, p/r/f1 curves, px, prec_values)."""
+        (self.p, self.r, self.f1, self.all_ap, self.ap_class_index, self.p_curve, self.r_curve, self.f1_curve,
+         self.px, self.prec_values) = results
+
+    @property
+    def curves_results(self) -> list[list]:
+        """[x, y, xlabel, ylabel] for the PR, F1, P and R curves (y: (c, 1000))."""
+        return [[self.px, self.prec_values, "Recall", "Precision"], [self.px, self.f1_curve, "Confidence", "F1"],
+                [self.px, self.p_curve, "Confidence", "Precision"], [self.px, self.r_curve, "Confidence", "Recall"]]
+
+
+class DetMetrics:
+    """Detection metrics of a validation run: `.box` (Metric), results dict, fitness, speed, curves."""
+
+    keys = ["metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"]
+    curves = ["Precision-Recall(B)", "F1-Confidence(B)", "Precision-Confidence(B)", "Recall-Confidence(B)"]
+
+    def __init__(self, save_dir: Path = Path("."), plot: bool = False, names: dict | None = None) -> None:
+        """save_dir: where curves go when plot=True; names: {class id: name}."""
+        self.save_dir = Path(save_dir)
+        self.plot = plot
+        names = names or {}
+        self.names = names if isinstance(names, dict) else dict(enumerate(names))
+        self.box = Metric()
+        self.speed = {"preprocess": 0.0, "inference": 0.0, "loss": 0.0, "postprocess": 0.0}  # ms per image
+
+    def process(self, tp, conf, pred_cls, target_cls) -> dict[str, float]:
+        """Evaluate: tp (n, 10) bool, conf (n,), pred_cls (n,), target_cls (m,); returns results_dict."""
+        results = ap_per_class(tp, conf, pred_cls, target_cls, plot=self.plot, save_dir=self.save_dir,
+                               names=self.names)[2:]
+        self.box.nc = len(self.names)
+        self.box.update(results)
+        return self.results_dict
+
+    @property
+    def ap_class_index(self) -> np.ndarray:
+        """Class ids of the evaluated classes: (c,)."""
+        return self.box.ap_class_index
+
+    @property
+    def maps(self) -> np.ndarray:
+        """mAP50-95 per class id: (nc,)."""
+        return self.box.maps
+
+    @property
+    def fitness(self) -> float:
+        """0.1 * mAP50 + 0.9 * mAP50-95."""
+        return self.box.fitness()
+
+    def mean_results(self) -> list[float]:
+        """[mP, mR, mAP50, mAP50-95]."""
+        return self.box.mean_results()
+
+    def class_result(self, i: int) -> tuple[float, float, float, float]:
+        """(P, R, AP50, AP50-95) of the i-th evaluated class."""
+        return self.box.class_result(i)
+
+    @property
+    def results_dict(self) -> dict[str, float]:
+        """The four metric keys plus 'fitness', as floats."""
+        return dict(zip(self.keys + ["fitness"], self.mean_results() + [self.fitness]))
+
+    @property
+    def curves_results(self) -> list[list]:
+        """[x, y, xlabel, ylabel] for each name in `curves`."""
+        return self.box.curves_results
