@@ -125,7 +125,7 @@ class YOLODataset(Dataset):
         if cache not in (None, "ram", "disk"):
             raise UserError(f"cache must be False, True, 'ram' or 'disk', got {cache!r}")
         if cache == "ram":
-            need = sum(lb["shape"][0] * lb["shape"][1] * 3 * min(1.0, self.imgsz / max(lb["shape"])) ** 2
+            need = sum(lb["shape"][0] * lb["shape"][1] * 3 * (self.imgsz / max(lb["shape"])) ** 2
                        for lb in self.labels)
             avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
             if avail and need > 0.5 * avail:
@@ -135,7 +135,8 @@ class YOLODataset(Dataset):
             with ThreadPoolExecutor(NUM_THREADS) as pool:
                 for i, (im, _, _) in enumerate(pool.map(self.load_image, range(len(self.labels)))):
                     self.ims[i] = im
-            LOGGER.info(f"{self.prefix}Cached {len(self.ims)} images in RAM ({need / 2**20:.0f} MB)")
+            LOGGER.info(f"{self.prefix}Cached {len(self.ims)} images in RAM "
+                        f"({sum(im.nbytes for im in self.ims) / 2**20:.0f} MB)")
         elif cache == "disk":
             with ThreadPoolExecutor(NUM_THREADS) as pool:
                 ok = all(pool.map(self._write_npy, self.im_files))
@@ -258,8 +259,12 @@ class YOLODataset(Dataset):
         """Epoch used for samples requested by plain index (the loader sends (epoch, i) itself)."""
         self.epoch = int(epoch)
 
-    def close_mosaic(self) -> None:
-        """Switch mosaic off (the last epochs train on single letterboxed images, still affine-augmented)."""
+    def close_mosaic(self, hyp=None) -> None:
+        """Switch mosaic off (the last epochs train on single letterboxed images, still affine-augmented).
+
+        hyp: accepted for Ultralytics call compatibility and ignored (the dataset keeps its own settings).
+        A loader notices the change (state_version) at its next set_epoch and restarts its workers.
+        """
         if self.augment and self.hyp.mosaic > 0:
             self.hyp.mosaic = 0.0
             self.transforms = build_transforms(self, self.imgsz, self.hyp, self.augment)

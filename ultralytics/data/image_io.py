@@ -100,8 +100,9 @@ def image_info(path: str | Path) -> tuple[int, int]:
         with Image.open(path) as im:
             w, h = im.size
             fmt = im.format
-            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
             im.verify()  # checks structure (PNG chunk CRCs etc.) without decoding pixels
+        with Image.open(path) as im:  # verify() leaves the image unusable: reopen for the EXIF header
+            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
         if fmt in ("JPEG", "MPO"):
             with open(path, "rb") as f:
                 f.seek(-2, os.SEEK_END)

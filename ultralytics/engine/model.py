@@ -29,6 +29,7 @@ class YOLO:
             self.model = DetectionModel(model, verbose=verbose)
         elif suffix == ".pt":
             self.model, self.ckpt = load_model(model)
+            self.model.has_weights = True  # training starts from these weights
             self.ckpt_path = model
             self.cfg = self.model.yaml.get("yaml_file")
         else:
@@ -54,6 +55,7 @@ class YOLO:
     def load(self, weights: str | Path = "yolov10n.pt") -> "YOLO":
         """Copy every tensor whose name and shape match from a checkpoint (prints how many)."""
         transfer_weights(self.model, weights)
+        self.model.has_weights = True
         return self
 
     def save(self, path: str | Path = "model.pt") -> Path:

@@ -197,6 +197,7 @@ class DetectionModel(nn.Module):
         self.names = {i: str(i) for i in range(self.yaml["nc"])}
         self.args = None  # the training settings, set by the trainer (the loss reads box/cls/dfl)
         self.criterion = None
+        self.has_weights = False  # True once trained or loaded weights are in it (training starts from them)
         head = self.model[-1]
         head.stride = self._compute_strides(ch)
         self.stride = head.stride
@@ -218,15 +219,17 @@ class DetectionModel(nn.Module):
     def nc(self) -> int:
         return self.model[-1].nc
 
-    def forward(self, x: torch.Tensor):
-        return self._predict_once(x)
+    def forward(self, x: torch.Tensor, raw: bool = False):
+        """raw=True (eval mode): (detections, raw maps of both branches), for validation losses."""
+        return self._predict_once(x, raw)
 
-    def _predict_once(self, x: torch.Tensor):
+    def _predict_once(self, x: torch.Tensor, raw: bool = False):
         y: list = []
+        head = self.model[-1]
         for m in self.model:
             if m.f != -1:
                 x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
-            x = m(x)
+            x = m(x, raw=True) if raw and m is head else m(x)
             y.append(x if m.i in self.save else None)
         return x
 

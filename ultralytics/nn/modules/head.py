@@ -51,11 +51,15 @@ class v10Detect(nn.Module):
     def _branch(self, x: list[torch.Tensor], box: nn.ModuleList, cls: nn.ModuleList) -> list[torch.Tensor]:
         return [torch.cat((box[i](x[i]), cls[i](x[i])), 1) for i in range(self.nl)]
 
-    def forward(self, x: list[torch.Tensor]):
+    def forward(self, x: list[torch.Tensor], raw: bool = False):
+        """raw=True in eval mode also returns the raw maps of both branches (for the validation loss)."""
         one2one = self._branch([xi.detach() for xi in x], self.one2one_cv2, self.one2one_cv3)
         if self.training:
             return {"one2many": self._branch(x, self.cv2, self.cv3), "one2one": one2one}
-        return self.postprocess(self.decode(one2one), self.max_det, self.nc)
+        y = self.postprocess(self.decode(one2one), self.max_det, self.nc)
+        if raw:
+            return y, {"one2many": self._branch(x, self.cv2, self.cv3), "one2one": one2one}
+        return y
 
     def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         """Raw maps -> (B, A, 4 + nc): xyxy boxes in input pixels and sigmoid class scores."""

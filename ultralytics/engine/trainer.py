@@ -1,0 +1,268 @@
+"""BaseTrainer: the epoch loop, optimisation, EMA, checkpoints, results.csv and exact resume.
+
+Task specifics (datasets, model, validator, plots) live in the subclass (models/yolo/detect/train.py).
+Every file write and log line happens on rank 0; data order and augmentation derive from (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ultralytics import __version__
+from ultralytics.cfg import get_cfg
+from ultralytics.engine.results_log import ResultsLog
+from ultralytics.utils import LOGGER, RANK, UserError, colorstr
+from ultralytics.utils.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
+from ultralytics.utils.files import atomic_torch_save, atomic_write_text, increment_path
+from ultralytics.utils.torch_utils import (EarlyStopping, ModelEMA, autocast, build_optimizer, de_parallel,
+                                           init_seeds, lr_lambda, make_grad_scaler, select_device)
+
+MAX_BAD_STEPS = 20  # consecutive non-finite losses before the run is stopped
+
+
+class BaseTrainer:
+    """Train a model with the merged settings (cfg/default.yaml <- overrides)."""
+
+    def __init__(self, overrides: dict | None = None, model=None):
+        overrides = dict(overrides or {})
+        self.resume_ckpt = None
+        if overrides.get("resume"):
+            overrides = self._resume_overrides(overrides)
+        self.args = get_cfg(overrides={"mode": "train", **overrides})
+        self.device = select_device(self.args.device, self.args.batch)
+        self.amp = bool(self.args.amp) and self.device.type == "cuda"
+        init_seeds(self.args.seed + 1 + max(RANK, 0), deterministic=self.args.deterministic)
+        if self.resume_ckpt is not None:
+            self.save_dir = Path(self.resume_ckpt["save_dir"])
+        else:
+            project = Path(self.args.project or "runs/train")
+            self.save_dir = increment_path(project / (self.args.name or "exp"), exist_ok=self.args.exist_ok)
+        self.wdir = self.save_dir / "weights"
+        self.last, self.best = self.wdir / "last.pt", self.wdir / "best.pt"
+        if RANK in (-1, 0):
+            self.wdir.mkdir(parents=True, exist_ok=True)
+            import yaml
+
+            atomic_write_text(self.save_dir / "args.yaml", yaml.safe_dump(vars(self.args), sort_keys=False))
+        self.epochs = self.args.epochs
+        self.start_epoch = 0
+        self.best_fitness = None
+        self.fitness = None
+        self.metrics = None
+        self.ema = None
+        self.given_model = model
+        self.results = ResultsLog(self.save_dir / "results.csv")
+        self.bad_steps = 0
+
+    # --- resume -----------------------------------------------------------------------------------
+    def _resume_overrides(self, overrides: dict) -> dict:
+        """Settings of the interrupted run, from its last.pt (only device/workers may be changed)."""
+        path = overrides["resume"]
+        if path is True:
+            raise UserError("resume=True needs the checkpoint: resume='runs/train/exp/weights/last.pt'")
+        path = Path(path)
+        ckpt = read_checkpoint(path)
+        if "optimizer" not in ckpt or "train_args" not in ckpt or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise UserError(f"cannot resume from '{path}': it is not a training checkpoint of this project "
+                            "(it has no optimizer state); start a new run with model.load() instead")
+        args = dict(ckpt["train_args"])
+        if ckpt["epoch"] + 1 >= args["epochs"]:
+            raise UserError(f"'{path}' finished all {args['epochs']} epochs; nothing to resume. Start a new run "
+                            f"(e.g. YOLO('{path}').train(epochs=...)) to fine-tune further")
+        for k in ("device", "workers"):  # may differ on the machine that resumes; nothing else may
+            if k in overrides:
+                args[k] = overrides[k]
+        args["resume"] = str(path)
+        ckpt["save_dir"] = str(path.resolve().parent.parent)
+        self.resume_ckpt = ckpt
+        LOGGER.info(f"Resuming training from {path} at epoch {ckpt['epoch'] + 2} of {args['epochs']}")
+        return args
+
+    def _load_resume_state(self) -> None:
+        ckpt = self.resume_ckpt
+        model = de_parallel(self.model)
+        model.load_state_dict(ckpt["model"])
+        self.ema.ema.load_state_dict(ckpt["ema"])
+        self.ema.updates = ckpt["updates"]
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.start_epoch = ckpt["epoch"] + 1
+        self.best_fitness = ckpt.get("best_fitness")
+        self.stopper.load_state_dict(ckpt.get("stopper", {}))
+        self.results.restore(ckpt.get("train_results", []))
+        rng = ckpt.get("rng") or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+            n = rng["numpy"]
+            np.random.set_state(("MT19937", np.asarray(n["keys"], np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+            random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
+
+    # --- optimisation -----------------------------------------------------------------------------
+    def _setup_optimization(self) -> None:
+        args, n_train = self.args, len(self.train_loader.dataset)
+        self.accumulate = max(round(args.nbs / self.batch_size), 1)
+        weight_decay = args.weight_decay * self.batch_size * self.accumulate / args.nbs
+        iterations = math.ceil(n_train / max(self.batch_size, args.nbs)) * self.epochs
+        self.optimizer = build_optimizer(self.model, args.optimizer, args.lr0, args.momentum, weight_decay,
+                                         iterations, self.data["nc"])
+        self.bias_group = next(j for j, g in enumerate(self.optimizer.param_groups) if g.get("name") == "bias")
+        self.lf = lr_lambda(args.cos_lr, args.lrf, self.epochs)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
+        self.scaler = make_grad_scaler(self.amp, self.device)
+        self.ema = ModelEMA(self.model)
+        self.stopper = EarlyStopping(patience=args.patience)
+
+    def _warmup(self, ni: int, nw: int, epoch: int) -> None:
+        """Linear warmup of lr (bias lr from warmup_bias_lr down) and momentum over the first nw iterations."""
+        xi = [0, nw]
+        self.accumulate = max(1, int(np.interp(ni, xi, [1, self.args.nbs / self.batch_size]).round()))
+        for j, g in enumerate(self.optimizer.param_groups):
+            start = self.args.warmup_bias_lr if j == self.bias_group else 0.0
+            g["lr"] = np.interp(ni, xi, [start, g["initial_lr"] * self.lf(epoch)])
+            if "momentum" in g:
+                g["momentum"] = np.interp(ni, xi, [self.args.warmup_momentum, self.args.momentum])
+
+    def optimizer_step(self) -> None:
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=10.0)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.update(self.model)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def train(self) -> None:
+        self.setup()  # subclass: data, model, loaders, validator
+        self._setup_optimization()
+        if self.resume_ckpt is not None:
+            self._load_resume_state()
+        self.scheduler.last_epoch = self.start_epoch - 1
+        nb = len(self.train_loader)
+        nw = max(round(self.args.warmup_epochs * nb), 100) if self.args.warmup_epochs > 0 else -1
+        last_opt_step = -1
+        self.optimizer.zero_grad(set_to_none=True)
+        LOGGER.info(f"Image sizes {self.args.imgsz} train, {self.args.imgsz} val\n"
+                    f"Using {self.train_loader.num_workers} dataloader workers\n"
+                    f"Logging results to {colorstr('bold', self.save_dir)}\n"
+                    f"Starting training for {self.epochs} epochs...")
+        t_start, t_before = time.time(), self.results.elapsed()  # a resumed run adds to the earlier time
+        epoch = self.start_epoch
+        for epoch in range(self.start_epoch, self.epochs):
+            t_epoch = time.time()
+            self.epoch = epoch
+            self.model.train()
+            if self.args.close_mosaic and epoch == self.epochs - self.args.close_mosaic:
+                LOGGER.info("Closing dataloader mosaic")
+                self.train_loader.dataset.close_mosaic()
+            elif self.args.close_mosaic and epoch > self.epochs - self.args.close_mosaic:
+                self.train_loader.dataset.close_mosaic()  # resumed after the switch: keep it closed
+            self.train_loader.set_epoch(epoch)
+            tloss = torch.zeros(3, device=self.device)
+            LOGGER.info(("\n" + "%11s" * 7) % ("Epoch", "GPU_mem", "box_loss", "cls_loss", "dfl_loss",
+                                                "Instances", "Size"))
+            pbar = tqdm(enumerate(self.train_loader), total=nb, bar_format="{l_bar}{bar:10}{r_bar}",
+                        disable=RANK > 0)
+            n_good = 0
+            for i, batch in pbar:
+                ni = i + nb * epoch
+                if ni <= nw:
+                    self._warmup(ni, nw, epoch)
+                batch = self.preprocess_batch(batch)
+                with autocast(self.amp, self.device):
+                    loss, items = self.model.loss(batch)
+                if not torch.isfinite(loss):
+                    self._bad_step(epoch, i)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    continue
+                self.bad_steps = 0
+                self.scaler.scale(loss).backward()
+                if ni - last_opt_step >= self.accumulate:
+                    self.optimizer_step()
+                    last_opt_step = ni
+                n_good += 1
+                tloss = (tloss * (n_good - 1) + items) / n_good
+                mem = f"{torch.cuda.memory_reserved() / 1e9 if torch.cuda.is_available() else 0:.3g}G"
+                pbar.set_description(("%11s" * 2 + "%11.4g" * 5) % (
+                    f"{epoch + 1}/{self.epochs}", mem, *tloss.tolist(), batch["cls"].shape[0],
+                    batch["img"].shape[-1]))
+                if self.args.plots and epoch == 0 and i < 3:
+                    self.plot_training_samples(batch, i)
+            pbar.close()
+            lr = {f"lr/pg{j}": g["lr"] for j, g in enumerate(self.optimizer.param_groups)}
+            self.scheduler.step()
+            final_epoch = epoch + 1 >= self.epochs or self.stopper.possible_stop
+            if self.args.val or final_epoch:
+                self.metrics, val_loss = self.validate()
+            else:
+                self.metrics, val_loss = None, torch.zeros(3)
+            self.fitness = fitness = self.metrics.fitness if self.metrics is not None else 0.0
+            improved = self.best_fitness is None or fitness > self.best_fitness
+            if improved:
+                self.best_fitness = fitness
+            row = self.results.make_row(epoch + 1, tloss.tolist(), self.metrics, val_loss.tolist(), lr,
+                                        t_before + time.time() - t_start)
+            stop = self.stopper(epoch + 1, fitness)
+            if RANK in (-1, 0):
+                self.save_model(epoch, improved, row)  # the checkpoint first, then the results row
+                self.results.append(row)
+                if self.args.plots:
+                    self.plot_metrics()
+            LOGGER.debug(f"epoch {epoch + 1} took {time.time() - t_epoch:.1f}s")
+            if stop:
+                break
+        self.final_eval(epoch, time.time() - t_start)
+
+    def _bad_step(self, epoch: int, i: int) -> None:
+        """A non-finite loss: skip the step; stop the run after MAX_BAD_STEPS in a row."""
+        self.bad_steps += 1
+        LOGGER.warning(f"WARNING: non-finite loss at epoch {epoch + 1}, batch {i}: step skipped "
+                       f"({self.bad_steps} in a row)")
+        if self.bad_steps >= MAX_BAD_STEPS:
+            raise NonFiniteLossError(f"the loss was NaN/inf for {MAX_BAD_STEPS} batches in a row at epoch "
+                                     f"{epoch + 1}; stopping. {self.last} holds the last good epoch. "
+                                     "Lower lr0, check the labels, or turn amp off")
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def checkpoint(self, epoch: int, row: dict) -> dict:
+        model = de_parallel(self.model)
+        _, keys, pos, has_gauss, cached = np.random.get_state()
+        py_state = random.getstate()
+        return {
+            "format": CHECKPOINT_FORMAT, "version": __version__, "date": datetime.now().isoformat(),
+            "epoch": epoch, "best_fitness": self.best_fitness,
+            "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "ema": {k: v.detach().clone() for k, v in self.ema.ema.state_dict().items()},
+            "updates": self.ema.updates, "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.amp else None,
+            "stopper": self.stopper.state_dict(),
+            "yaml": model.yaml, "names": dict(self.data["names"]),
+            "train_args": {k: v for k, v in vars(self.args).items()},
+            "train_metrics": {**(self.metrics.results_dict if self.metrics else {}), "fitness": self.fitness},
+            "train_results": self.results.rows + [row],
+            "rng": {"torch": torch.get_rng_state(),
+                    "numpy": {"keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
+                              "cached": float(cached)},
+                    "python": [py_state[0], list(py_state[1]), py_state[2]]},
+        }
+
+    def save_model(self, epoch: int, improved: bool, row: dict) -> None:
+        ckpt = self.checkpoint(epoch, row)
+        atomic_torch_save(ckpt, self.last)
+        if improved:
+            best = {k: v for k, v in ckpt.items() if k != "optimizer"}
+            atomic_torch_save(best, self.best)
+        if self.args.save_period > 0 and (epoch + 1) % self.args.save_period == 0:
+            atomic_torch_save(ckpt, self.wdir / f"epoch{epoch + 1}.pt")
+
+
+class NonFiniteLossError(UserError):
+    """The loss stayed NaN/inf: the run was stopped; last.pt holds the last good epoch."""

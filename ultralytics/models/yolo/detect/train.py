@@ -1,0 +1,133 @@
+"""DetectionTrainer: the detection datasets, model, validator and plots around BaseTrainer's loop."""
+
+from __future__ import annotations
+
+import copy
+
+from ultralytics.cfg import check_imgsz
+from ultralytics.data import build_dataloader, build_yolo_dataset, check_det_dataset
+from ultralytics.engine.trainer import BaseTrainer
+from ultralytics.models.yolo.detect.val import DetectionValidator
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.weights import load_model, transfer_weights
+from ultralytics.utils import LOGGER, RANK, UserError
+
+
+class DetectionTrainer(BaseTrainer):
+    """Train a YOLOv10 detector: `DetectionTrainer(overrides={'model': ..., 'data': ...}).train()`.
+
+    model: a DetectionModel whose weights should be the starting point (e.g. after YOLO(...).load(...)),
+    or None to start from the initialisation of args.model (seeded, so runs are reproducible).
+    """
+
+    def __init__(self, overrides: dict | None = None, model: DetectionModel | None = None):
+        super().__init__(overrides, model)
+
+    # --- setup ------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        args = self.args
+        if not args.data:
+            raise UserError("no dataset: pass data='path/to/data.yaml' (the built-in one is data='shapes.yaml')")
+        self.data = check_det_dataset(args.data)
+        if args.single_cls:
+            self.data = {**self.data, "names": {0: "item"}, "nc": 1}
+        self.model = self.get_model().to(self.device)
+        stride = int(self.model.stride.max())
+        args.imgsz = check_imgsz(args.imgsz, stride=stride)
+        self.batch_size = 16 if args.batch == -1 else args.batch
+        if args.batch == -1:
+            LOGGER.warning("WARNING: batch=-1 (AutoBatch) is not implemented; using batch=16")
+        train_set = build_yolo_dataset(args, self.data["train"], self.batch_size, self.data, "train", stride=stride)
+        self.train_loader = build_dataloader(train_set, self.batch_size, args.workers, shuffle=not args.rect,
+                                             rank=RANK, seed=args.seed)
+        val_split = self.data.get("val") or self.data.get("test")
+        if not val_split:
+            raise UserError(f"{self.data['yaml_file']} has no 'val' split: validation needs one")
+        val_set = build_yolo_dataset(args, val_split, self.batch_size * 2, self.data, "val", rect=True, stride=stride)
+        self.test_loader = build_dataloader(val_set, self.batch_size * 2, args.workers, shuffle=False, rank=-1)
+        self.validator = DetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy.copy(args))
+        if args.plots and RANK in (-1, 0) and self.resume_ckpt is None:
+            self.plot_training_labels(train_set)
+
+    def get_model(self) -> DetectionModel:
+        """A fresh model of args.model with the dataset's classes; starting weights transferred if given."""
+        given = self.given_model
+        cfg = given.yaml if given is not None else self.args.model
+        if cfg is None:
+            raise UserError("no model: pass model='yolov10n-LSKA.yaml' (or a .pt checkpoint)")
+        if isinstance(cfg, str) and cfg.endswith(".pt"):
+            given, _ = load_model(cfg)
+            cfg = given.yaml
+        model = DetectionModel(cfg, nc=self.data["nc"], verbose=RANK in (-1, 0))
+        if given is not None and getattr(given, "has_weights", False) and self.resume_ckpt is None:
+            transfer_weights(model, given.state_dict())
+        model.names = dict(self.data["names"])
+        model.args = self.args
+        self.freeze(model)
+        return model
+
+    def freeze(self, model: DetectionModel) -> None:
+        """Freeze the DFL conv always, and the layers named by args.freeze (n first layers or indices)."""
+        f = self.args.freeze
+        layers = list(range(f)) if isinstance(f, int) else list(f or [])
+        names = [f"model.{x}." for x in layers] + [".dfl"]
+        for k, v in model.named_parameters():
+            if any(x in k for x in names):
+                v.requires_grad = False
+        if layers:
+            LOGGER.info(f"Freezing layers {layers}")
+
+    def preprocess_batch(self, batch: dict) -> dict:
+        """uint8 images to float 0..1 on the device; labels to the device."""
+        batch["img"] = batch["img"].to(self.device, non_blocking=True).float() / 255
+        for k in ("batch_idx", "cls", "bboxes"):
+            batch[k] = batch[k].to(self.device)
+        return batch
+
+    # --- validation -------------------------------------------------------------------------------
+    def validate(self):
+        """(metrics of the EMA model on the val split, mean val losses (3,))."""
+        metrics = self.validator(trainer=self)
+        val_loss = (self.validator.loss / max(len(self.test_loader), 1)).cpu()
+        return metrics, val_loss
+
+    def final_eval(self, epoch: int, seconds: float) -> None:
+        """Validate best.pt with plots and the per-class table."""
+        if RANK not in (-1, 0):
+            return
+        LOGGER.info(f"\n{epoch - self.start_epoch + 1} epochs completed in {seconds / 3600:.3f} hours.")
+        if not self.best.exists():
+            return
+        model, _ = load_model(self.best)
+        LOGGER.info(f"\nValidating {self.best}...")
+        validator = DetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy.copy(self.args))
+        validator.data, validator.device = self.data, self.device
+        self.metrics = validator(model=model.to(self.device))
+
+    def best_model(self) -> DetectionModel | None:
+        if self.best.exists():
+            model, _ = load_model(self.best)
+            model.has_weights = True
+            return model
+        return None
+
+    # --- plots ------------------------------------------------------------------------------------
+    def plot_training_samples(self, batch: dict, i: int) -> None:
+        from ultralytics.utils.plotting import plot_images
+
+        plot_images(batch["img"], batch["batch_idx"], batch["cls"], batch["bboxes"], paths=batch["im_file"],
+                    fname=self.save_dir / f"train_batch{i}.jpg", names=self.data["names"])
+
+    def plot_training_labels(self, dataset) -> None:
+        import numpy as np
+
+        from ultralytics.utils.plotting import plot_labels
+
+        boxes = np.concatenate([lb["bboxes"] for lb in dataset.labels], 0) if dataset.labels else np.zeros((0, 4))
+        cls = np.concatenate([lb["cls"] for lb in dataset.labels], 0).reshape(-1) if dataset.labels else np.zeros(0)
+        plot_labels(boxes, cls, names=self.data["names"], save_dir=self.save_dir)
+
+    def plot_metrics(self) -> None:
+        from ultralytics.utils.plotting import plot_results
+
+        plot_results(self.save_dir / "results.csv")
