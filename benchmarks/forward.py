@@ -84,7 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="model YAML names (with or without .yaml)")
     p.add_argument("--imgsz", nargs="+", type=int, default=[640, 320], help="square input sizes")
     p.add_argument("--batch", nargs="+", type=int, default=[1, 16], help="batch sizes")
-    p.add_argument("--iters", type=int, default=10, help="timed passes at batch 1 x 640 (CPU: fewer for larger work)")
+    p.add_argument("--iters", type=int, default=10,
+                   help="timed passes at batch 1 x 640 (CPU: fewer for larger work)")
     p.add_argument("--warmup", type=int, default=2, help="untimed passes before timing (CPU: scaled like --iters)")
     p.add_argument("--fused", choices=("both", "yes", "no"), default="both", help="fuse Conv+BN (and RepVGGDW)")
     add_device_args(p)
@@ -125,11 +126,14 @@ def main(argv: list[str] | None = None) -> None:
     headers = ["model", "fused", "imgsz", "batch", "params (M)", "GFLOPs/img", "warmup+timed", "ms/batch",
                "ms/img", "base MB", "peak +MB"] + (["peak total MB"] if device.type == "cuda" else [])
     print(f"### Forward pass, eval mode, torch.inference_mode — {device_banner(device, args.threads)}\n")
-    print(f"Time: the {args.stat} over the timed passes (few passes on large CPU workloads: see warmup+timed, "
-          f"batch 16 x 640 uses 1+2, so those rows are rough). Each row is a fresh process. "
-          f"base MB: {mem} after building the model and input and one 64x64 pass; peak +MB: the highest {mem} reached above base "
-          f"during the first full-size pass (also the first warm-up pass){'' if exact else ' (ru_maxrss: high-water mark could not be reset, so approximate)'}. "
-          f"GFLOPs/img as the model summary counts them (unfused: both head branches).\n")
+    approx = "" if exact else " (approximate: the high-water mark could not be reset, ru_maxrss used)"
+    notes = [f"Time: the {args.stat} over the timed passes; on CPU, work above batch 1 x 640 gets proportionally "
+             f"fewer passes (see warmup+timed), so rows with 2 timed passes are rough.",
+             "Each row is a fresh process.",
+             f"base MB: {mem} after building the model and input and one 64x64 pass.",
+             f"peak +MB: the highest {mem} above base during the first full-size pass (warm-up pass 1){approx}.",
+             "GFLOPs/img as the model summary counts them (unfused: both head branches)."]
+    print(" ".join(notes) + "\n")
     print(markdown_table(headers, rows))
     print(f"\nTotal wall time {time.perf_counter() - t_start:.0f} s.")
 

@@ -177,11 +177,13 @@ def main(argv: list[str] | None = None) -> None:
     mem = "CUDA max_memory_allocated" if device.type == "cuda" else "RSS high-water mark"
     print(f"### LSKA vs LKA (same receptive field) at the yolov10n-LSKA neck levels, imgsz {args.imgsz}, "
           f"batch 1 — {device_banner(device, args.threads)}\n")
-    print(f"Time: the {args.stat} of {args.iters} timed passes after {args.warmup} warm-up passes, torch.inference_mode, a fresh "
-          f"process per cell. peak +MB: {mem} growth during the first full-size pass (also warm-up pass 1) over the state with module and input built "
-          f"and one 16x16 pass run"
-          f"{'' if exact else ' (approximate: the high-water mark could not be reset)'}. GFLOPs = 2 x conv MACs "
-          f"(bias counted, the gating product x*attn not counted), as the model summary counts them.")
+    approx = "" if exact else " (approximate: the high-water mark could not be reset)"
+    notes = [f"Time: the {args.stat} of {args.iters} timed passes after {args.warmup} warm-up passes, "
+             f"torch.inference_mode, a fresh process per cell.",
+             f"peak +MB: {mem} growth during the first full-size pass (warm-up pass 1) over the state with module "
+             f"and input built and one 16x16 pass run{approx}.",
+             "GFLOPs = 2 x conv MACs (bias counted, the gating product x*attn not), as the model summary counts."]
+    print(" ".join(notes))
     headers = ["k", "(k0, k1, d)", "LSKA params", "LKA params", "params LKA/LSKA", "LSKA GFLOPs", "LKA GFLOPs",
                "GFLOPs LKA/LSKA", "LSKA ms", "LKA ms", "ms LKA/LSKA", "LSKA peak +MB", "LKA peak +MB"]
     for level, rows in tables:

@@ -127,9 +127,9 @@ class BaseTrainer:
         self.accumulate = max(1, int(np.interp(ni, xi, [1, self.args.nbs / self.batch_size]).round()))
         for j, g in enumerate(self.optimizer.param_groups):
             start = self.args.warmup_bias_lr if j == self.bias_group else 0.0
-            g["lr"] = np.interp(ni, xi, [start, g["initial_lr"] * self.lf(epoch)])
+            g["lr"] = float(np.interp(ni, xi, [start, g["initial_lr"] * self.lf(epoch)]))
             if "momentum" in g:
-                g["momentum"] = np.interp(ni, xi, [self.args.warmup_momentum, self.args.momentum])
+                g["momentum"] = float(np.interp(ni, xi, [self.args.warmup_momentum, self.args.momentum]))
 
     def optimizer_step(self) -> None:
         self.scaler.unscale_(self.optimizer)
@@ -148,7 +148,7 @@ class BaseTrainer:
         self.scheduler.last_epoch = self.start_epoch - 1
         nb = len(self.train_loader)
         nw = max(round(self.args.warmup_epochs * nb), 100) if self.args.warmup_epochs > 0 else -1
-        last_opt_step = -1
+        last_opt_step = self.start_epoch * nb - 1
         self.optimizer.zero_grad(set_to_none=True)
         LOGGER.info(f"Image sizes {self.args.imgsz} train, {self.args.imgsz} val\n"
                     f"Using {self.train_loader.num_workers} dataloader workers\n"
@@ -180,8 +180,7 @@ class BaseTrainer:
                 with autocast(self.amp, self.device):
                     loss, items = self.model.loss(batch)
                 if not torch.isfinite(loss):
-                    self._bad_step(epoch, i)
-                    self.optimizer.zero_grad(set_to_none=True)
+                    self._bad_step(epoch, i)  # nothing was backpropagated: earlier accumulated gradients stay
                     continue
                 self.bad_steps = 0
                 self.scaler.scale(loss).backward()
@@ -197,6 +196,9 @@ class BaseTrainer:
                 if self.args.plots and epoch == 0 and i < 3:
                     self.plot_training_samples(batch, i)
             pbar.close()
+            if last_opt_step < nb * (epoch + 1) - 1 and n_good:
+                self.optimizer_step()  # no gradients carried into the next epoch: a resumed run sees the same
+                last_opt_step = nb * (epoch + 1) - 1
             lr = {f"lr/pg{j}": g["lr"] for j, g in enumerate(self.optimizer.param_groups)}
             self.scheduler.step()
             final_epoch = epoch + 1 >= self.epochs or self.stopper.possible_stop
@@ -204,7 +206,7 @@ class BaseTrainer:
                 self.metrics, val_loss = self.validate()
             else:
                 self.metrics, val_loss = None, torch.zeros(3)
-            self.fitness = fitness = self.metrics.fitness if self.metrics is not None else 0.0
+            self.fitness = fitness = float(self.metrics.fitness) if self.metrics is not None else 0.0
             improved = self.best_fitness is None or fitness > self.best_fitness
             if improved:
                 self.best_fitness = fitness
@@ -246,7 +248,7 @@ class BaseTrainer:
             "stopper": self.stopper.state_dict(),
             "yaml": model.yaml, "names": dict(self.data["names"]),
             "train_args": {k: v for k, v in vars(self.args).items()},
-            "train_metrics": {**(self.metrics.results_dict if self.metrics else {}), "fitness": self.fitness},
+            "train_metrics": {k: float(v) for k, v in (self.metrics.results_dict if self.metrics else {}).items()},
             "train_results": self.results.rows + [row],
             "rng": {"torch": torch.get_rng_state(),
                     "numpy": {"keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),

@@ -15,11 +15,14 @@ import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ultralytics.utils import UserError
 
 CHECKPOINT_FORMAT = "yolov10-lska-ckpt/1"
+
+_NP_SCALAR = (getattr(np, "_core", None) or np.core).multiarray.scalar
 
 # Real callables a checkpoint may name: tensor rebuilding and plain containers. Nothing else runs.
 ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
@@ -32,6 +35,10 @@ ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
     ("__builtin__", "frozenset"): frozenset,
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,
+    # numpy scalars (metrics in upstream checkpoints): a dtype and raw bytes, nothing else
+    ("numpy.core.multiarray", "scalar"): _NP_SCALAR,
+    ("numpy._core.multiarray", "scalar"): _NP_SCALAR,
+    ("numpy", "dtype"): np.dtype,
 }
 # Classes whose instances become inert attribute bags (the pickled model objects).
 STANDIN_NAMESPACES = ("ultralytics.", "torch.nn.modules.")

@@ -1,0 +1,43 @@
+"""Train a YOLOv10 model: set the model YAML and the dataset below, then run `python train.py`.
+
+Any setting can be overridden on the command line: `python train.py epochs=3 imgsz=320 device=cpu`.
+Swap MODEL for yolov10n.yaml / yolov10n-PSALSKA.yaml, run again, and compare what lands in runs/train
+(`python compare.py runs/train/*`).
+"""
+
+import os
+import sys
+
+# On a small CPU machine, OpenMP threads that spin while waiting fight the dataloader workers for the
+# cores; passive waiting keeps training fast there. Set before torch is imported; yours wins if set.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ultralytics import YOLO  # noqa: E402
+from ultralytics.cfg import parse_key_value_args  # noqa: E402
+
+MODEL = "ultralytics/cfg/models/v10/yolov10n-LSKA.yaml"  # the model YAML to train
+DATA = "shapes.yaml"  # the built-in dataset (made offline on first use), or 'path/to/your/data.yaml'
+
+if __name__ == "__main__":
+    overrides = parse_key_value_args(sys.argv[1:])
+    resume = overrides.get("resume")
+    model = YOLO(resume if isinstance(resume, str) else overrides.pop("model", MODEL))
+    # model.load('yolov10n.pt')  # start from pretrained weights: tensors with matching names and shapes are copied
+    settings = dict(
+        data=DATA,
+        cache=False,
+        imgsz=320,
+        epochs=30,
+        single_cls=False,
+        batch=16,
+        close_mosaic=10,
+        workers=2,
+        device="",  # '' = CUDA when present, else CPU; '0' = the first GPU; 'cpu'
+        optimizer="SGD",
+        amp=True,  # mixed precision on CUDA (ignored on CPU)
+        project="runs/train",
+        name="exp",
+        # resume='runs/train/exp/weights/last.pt',  # continue an interrupted run from its last.pt
+    )
+    settings.update(overrides)
+    model.train(**settings)
