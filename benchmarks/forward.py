@@ -8,7 +8,8 @@ remaining warm-up and the timed passes run (time: --stat of the timed passes). C
 growth of the resident set (Linux VmHWM, reset just before the passes); CUDA memory is
 torch.cuda.max_memory_allocated over what was allocated before the passes.
 
-    python benchmarks/forward.py                       # the full CPU run (~5 min on 2 cores)
+    python benchmarks/forward.py                       # the full CPU run (2.5 min at --threads 1, 2 cores)
+    python benchmarks/forward.py --threads 1           # steadier on a machine shared with other jobs
     python benchmarks/forward.py --imgsz 320 --batch 1 --iters 20 --threads 2
     python benchmarks/forward.py --device cuda --iters 50
 """
@@ -27,6 +28,7 @@ import torch
 
 from benchmarks._common import (MemoryProbe, add_device_args, device_banner, emit_result, markdown_table,
                                 run_isolated, select_device, setup_threads, time_fn, worker_config)
+from ultralytics.utils import UserError
 
 DEFAULT_MODELS = ("yolov10n", "yolov10n-LSKA", "yolov10n-PSALSKA")
 REFERENCE_PIXELS = 640 * 640  # the workload at which --iters/--warmup apply unscaled on CPU
@@ -143,4 +145,7 @@ if __name__ == "__main__":
     if worker is not None:
         emit_result(measure(worker))
     else:
-        main()
+        try:
+            main()
+        except UserError as e:  # a bad option value: one clear line, no traceback
+            sys.exit(f"{Path(__file__).name}: error: {e}")

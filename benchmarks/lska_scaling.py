@@ -6,7 +6,7 @@ counted by ultralytics.nn.summary.count_flops on the module alone), time (--stat
 and peak memory of LSKA(dim, k) and LKA(dim, k). Time and memory: a fresh process per (module, k, level).
 It ends with least-squares fits of growth in k: LSKA's depthwise cost is linear in k, LKA's quadratic.
 
-    python benchmarks/lska_scaling.py                     # ~3 min on 2 CPU cores
+    python benchmarks/lska_scaling.py --threads 1         # ~1.5 min; 1 thread is steadier on a shared machine
     python benchmarks/lska_scaling.py --iters 50 --device cuda
 """
 
@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from benchmarks._common import (MemoryProbe, add_device_args, device_banner, emit_result, markdown_table,
                                 run_isolated, select_device, setup_threads, time_fn, worker_config)
+from ultralytics.utils import UserError
 from ultralytics.nn.Addmodules.LSKA import LSKA, LSKA_GEOMETRY, lska_geometry
 
 KERNELS = (7, 11, 23, 35, 41, 53)
@@ -200,4 +201,7 @@ if __name__ == "__main__":
     if worker is not None:
         emit_result(measure(worker))
     else:
-        main()
+        try:
+            main()
+        except UserError as e:  # a bad option value: one clear line, no traceback
+            sys.exit(f"{Path(__file__).name}: error: {e}")
