@@ -135,8 +135,11 @@ def test_pretrained_transfer_into_lska(tmp_path, tiny_data, capsys):
     path = base.save(tmp_path / "yolov10n.pt")
     model = YOLO("yolov10n-LSKA.yaml").load(str(path))
     out = capsys.readouterr().out
-    assert "Transferred 276/625 items from pretrained weights" in out
+    # rows are aligned by module name: every tensor of yolov10n lands, the ones after row 16 one to three rows on
+    assert "Transferred 595/625 items from pretrained weights (331 moved to shifted rows)" in out
     assert torch.equal(model.model.model[4].cv1.conv.weight, base.model.model[4].cv1.conv.weight)
+    assert torch.equal(model.model.model[20].cv1.conv.weight, base.model.model[19].cv1.conv.weight)
+    assert torch.equal(model.model.model[26].one2one_cv2[2][0].conv.weight, base.model.model[23].one2one_cv2[2][0].conv.weight)
 
 
 def test_run_dirs_increment(tiny_data, tmp_path):

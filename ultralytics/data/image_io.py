@@ -67,6 +67,14 @@ def _pil_decode(data: np.ndarray, path: str | Path) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 
+def _cv2_decode(data: np.ndarray, flags: int) -> np.ndarray | None:
+    """cv2.imdecode, None when OpenCV cannot decode the bytes (it raises cv2.error for some corrupt files)."""
+    try:
+        return cv2.imdecode(data, flags)
+    except cv2.error:
+        return None
+
+
 def imread(path: str | Path) -> np.ndarray:
     """Read an image file -> BGR uint8 (H, W, 3), EXIF orientation applied.
 
@@ -77,7 +85,7 @@ def imread(path: str | Path) -> np.ndarray:
     if _is_jpeg(data) and bytes(data[-2:]) != _JPEG_END:
         im = None  # no end marker: truncated unless PIL can decode it fully (some files carry trailing bytes)
     else:
-        im = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation, drops alpha, 16 -> 8 bit
+        im = _cv2_decode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation, drops alpha, 16 -> 8 bit
     if im is None:
         im = _pil_decode(data, path)
     if min(im.shape[:2]) < MIN_IMAGE_SIDE:
@@ -103,12 +111,20 @@ def image_info(path: str | Path) -> tuple[int, int]:
             im.verify()  # checks structure (PNG chunk CRCs etc.) without decoding pixels
         with Image.open(path) as im:  # verify() leaves the image unusable: reopen for the EXIF header
             orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+        # The scan must accept exactly the files imread() can decode during training: a file that passes here
+        # and fails there would stop a training mid-epoch. verify() checks every PNG chunk CRC, little else.
         if fmt in ("JPEG", "MPO"):
             with open(path, "rb") as f:
                 f.seek(-2, os.SEEK_END)
                 if f.read() != _JPEG_END:  # maybe truncated: a full decode decides
                     with Image.open(path) as im2:
                         im2.load()
+                elif _cv2_decode(np.fromfile(str(path), np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+                    imread(path)  # corrupt entropy data (a 1/8-scale decode runs it all, fast): PIL decides
+        elif fmt != "PNG":
+            imread(path)  # BMP, TIFF, GIF, WebP, ...: verify() does not read the pixels; decode them
+    except ImageReadError:
+        raise
     except UnidentifiedImageError:  # a format PIL does not know (e.g. PFM): let OpenCV decode it
         return imread(path).shape[:2]
     except OSError as e:

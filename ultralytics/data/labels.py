@@ -128,7 +128,7 @@ def verify_image_label(im_file: str, lb_file: str, nc: int) -> dict:
 
 
 class LabelReport:
-    """Counts of images and rows kept or dropped, by reason, with the first few examples of each."""
+    """Counts of images and rows kept or dropped, by reason: every skipped image, the first few rows of each."""
 
     def __init__(self):
         """Start empty; fill with add()."""
@@ -141,10 +141,10 @@ class LabelReport:
         self.rows_dropped: Counter = Counter()
         self.examples: dict[str, list[str]] = {}
 
-    def _example(self, reason: str, text: str) -> None:
-        """Keep the first few examples of a reason."""
+    def _example(self, reason: str, text: str, limit: int | None = _N_EXAMPLES) -> None:
+        """Keep the first `limit` examples of a reason (all of them with limit=None)."""
         lst = self.examples.setdefault(reason, [])
-        if len(lst) < _N_EXAMPLES:
+        if limit is None or len(lst) < limit:
             lst.append(text)
 
     def add(self, rec: dict, lb_file: str = "") -> None:
@@ -152,7 +152,8 @@ class LabelReport:
         self.found += 1
         if not rec["ok"]:
             self.images_skipped[rec["reason"]] += 1
-            self._example(rec["reason"], f"{rec['im_file']}" + (f" ({rec['detail']})" if rec["detail"] else ""))
+            self._example(rec["reason"], f"{rec['im_file']}" + (f" ({rec['detail']})" if rec["detail"] else ""),
+                          limit=None)  # every skipped image is named; dropped rows are counted, a few named
             return
         self.used += 1
         n = len(rec["cls"])

@@ -79,15 +79,26 @@ class YOLO:
         return self.metrics
 
     def val(self, **kwargs):
-        """Validate on a dataset's split; returns DetMetrics (.box.map, .box.map50, ...)."""
+        """Validate on a dataset's split (cfg/default.yaml <- kwargs); returns DetMetrics.
+
+        data, imgsz and single_cls default to the values the checkpoint was trained with (as upstream).
+        Metrics: .box.map, .box.map50, .box.mp, .box.mr, .box.maps, .results_dict, .speed, .coco.
+        """
         from ultralytics.models.yolo.detect import DetectionValidator
 
-        validator = DetectionValidator(overrides=kwargs)
+        train_args = getattr(self.model, "args", None) or {}
+        train_args = train_args if isinstance(train_args, dict) else vars(train_args)
+        inherited = {k: train_args[k] for k in ("data", "imgsz", "single_cls") if train_args.get(k) is not None}
+        validator = DetectionValidator(overrides={**inherited, **kwargs})
         self.metrics = validator(model=self.model)
         return self.metrics
 
     def predict(self, source=None, **kwargs):
-        """Detect objects in images; returns a list of Results, one per image."""
+        """Detect objects in images; returns a list of Results, one per image (see DetectionPredictor).
+
+        Writes files only when asked: save=True (annotated images in runs/detect/predict, predict2, ...),
+        save_txt=True (YOLO label files). YOLOv10 needs no NMS.
+        """
         from ultralytics.models.yolo.detect import DetectionPredictor
 
         return DetectionPredictor(overrides=kwargs)(source=source, model=self.model)

@@ -49,6 +49,8 @@ class BaseTrainer:
         self.last, self.best = self.wdir / "last.pt", self.wdir / "best.pt"
         if RANK in (-1, 0):
             self.wdir.mkdir(parents=True, exist_ok=True)
+            if self.resume_ckpt is not None:
+                self._remove_stale_temp_files()
             import yaml
 
             atomic_write_text(self.save_dir / "args.yaml", yaml.safe_dump(vars(self.args), sort_keys=False))
@@ -61,6 +63,8 @@ class BaseTrainer:
         self.given_model = model
         self.results = ResultsLog(self.save_dir / "results.csv")
         self.bad_steps = 0
+        self.bad_grad_steps = 0
+        self.saved_epoch = None  # the epoch that last.pt holds (0-based), None before the first save
 
     # --- resume -----------------------------------------------------------------------------------
     def _resume_overrides(self, overrides: dict) -> dict:
@@ -75,8 +79,9 @@ class BaseTrainer:
                             "(it has no optimizer state); start a new run with model.load() instead")
         args = dict(ckpt["train_args"])
         if ckpt["epoch"] + 1 >= args["epochs"]:
-            raise UserError(f"'{path}' finished all {args['epochs']} epochs; nothing to resume. Start a new run "
-                            f"(e.g. YOLO('{path}').train(epochs=...)) to fine-tune further")
+            note = self._complete_results(path, ckpt)
+            raise UserError(f"'{path}' finished all {args['epochs']} epochs; nothing to resume.{note} Start a new "
+                            f"run (e.g. YOLO('{path}').train(epochs=...)) to fine-tune further")
         for k in ("device", "workers"):  # may differ on the machine that resumes; nothing else may
             if k in overrides:
                 args[k] = overrides[k]
@@ -85,6 +90,30 @@ class BaseTrainer:
         self.resume_ckpt = ckpt
         LOGGER.info(f"Resuming training from {path} at epoch {ckpt['epoch'] + 2} of {args['epochs']}")
         return args
+
+    @staticmethod
+    def _complete_results(path: Path, ckpt: dict) -> str:
+        """A run killed between its last checkpoint and its results row: rewrite results.csv from the checkpoint."""
+        rows = ckpt.get("train_results") or []
+        log = ResultsLog(path.resolve().parent.parent / "results.csv")
+        try:
+            with open(log.path, newline="") as f:
+                done = sum(1 for _ in f) - 1
+        except OSError:
+            done = -1
+        if not rows or done == len(rows) or RANK not in (-1, 0):
+            return ""
+        log.restore(rows)
+        return f" Its results.csv lacked rows that {path.name} holds and was completed from it."
+
+    def _remove_stale_temp_files(self) -> None:
+        """Delete the unfinished temp files ('.<name>.<random>.tmp') that a killed run leaves behind."""
+        stale = [p for d in (self.save_dir, self.wdir) if d.is_dir() for p in d.glob(".*.tmp") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        if stale:
+            LOGGER.info(f"Removed {len(stale)} unfinished temporary file(s) of the interrupted run: "
+                        f"{', '.join(p.name for p in stale)}")
 
     def _load_resume_state(self) -> None:
         ckpt = self.resume_ckpt
@@ -96,6 +125,7 @@ class BaseTrainer:
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.start_epoch = ckpt["epoch"] + 1
+        self.saved_epoch = ckpt["epoch"]
         self.best_fitness = ckpt.get("best_fitness")
         self.stopper.load_state_dict(ckpt.get("stopper", {}))
         self.results.restore(ckpt.get("train_results", []))
@@ -133,7 +163,17 @@ class BaseTrainer:
 
     def optimizer_step(self) -> None:
         self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=10.0)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=10.0)
+        if not self.scaler.is_enabled() and not torch.isfinite(norm):  # (with AMP the scaler skips such steps)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.bad_grad_steps += 1
+            LOGGER.warning(f"WARNING: non-finite gradients at epoch {self.epoch + 1}: optimizer step skipped "
+                           f"({self.bad_grad_steps} in a row)")
+            if self.bad_grad_steps >= MAX_BAD_STEPS:
+                raise NonFiniteLossError(f"the gradients were NaN/inf for {MAX_BAD_STEPS} optimizer steps in a row "
+                                         f"at epoch {self.epoch + 1}; stopping. {self._last_note()}")
+            return
+        self.bad_grad_steps = 0
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -141,6 +181,23 @@ class BaseTrainer:
 
     # --- the loop ---------------------------------------------------------------------------------
     def train(self) -> None:
+        """Run the epochs. Ctrl-C (KeyboardInterrupt) stops at once: last.pt keeps the last finished epoch."""
+        try:
+            self._train()
+        except KeyboardInterrupt:
+            if RANK in (-1, 0):
+                LOGGER.warning(f"\nWARNING: training interrupted (KeyboardInterrupt) in epoch "
+                               f"{getattr(self, 'epoch', self.start_epoch) + 1}/{self.epochs}. {self._last_note()}")
+            raise
+
+    def _last_note(self) -> str:
+        """What last.pt holds now, and how to go on from it."""
+        if self.saved_epoch is None:
+            return f"No epoch finished, so nothing was saved ({self.last} was not written)"
+        return (f"{self.last} holds epoch {self.saved_epoch + 1}, the last finished one; continue with "
+                f"YOLO('{self.last}').train(resume=True)")
+
+    def _train(self) -> None:
         self.setup()  # subclass: data, model, loaders, validator
         self._setup_optimization()
         if self.resume_ckpt is not None:
@@ -213,6 +270,9 @@ class BaseTrainer:
             row = self.results.make_row(epoch + 1, tloss.tolist(), self.metrics, val_loss.tolist(), lr,
                                         t_before + time.time() - t_start)
             stop = self.stopper(epoch + 1, fitness)
+            if self.args.time and (time.time() - t_start) / 3600 > self.args.time:
+                LOGGER.info(f"Stopping: the time budget time={self.args.time} hours is spent")
+                stop = True
             if RANK in (-1, 0):
                 self.save_model(epoch, improved, row)  # the checkpoint first, then the results row
                 self.results.append(row)
@@ -230,7 +290,7 @@ class BaseTrainer:
                        f"({self.bad_steps} in a row)")
         if self.bad_steps >= MAX_BAD_STEPS:
             raise NonFiniteLossError(f"the loss was NaN/inf for {MAX_BAD_STEPS} batches in a row at epoch "
-                                     f"{epoch + 1}; stopping. {self.last} holds the last good epoch. "
+                                     f"{epoch + 1}; stopping. {self._last_note()}. "
                                      "Lower lr0, check the labels, or turn amp off")
 
     # --- checkpoints ------------------------------------------------------------------------------
@@ -257,13 +317,16 @@ class BaseTrainer:
         }
 
     def save_model(self, epoch: int, improved: bool, row: dict) -> None:
+        """best.pt and epochN.pt first, last.pt last: last.pt is the commit point that resume reads, so a crash
+        between the writes re-runs this epoch, which rewrites the others identically."""
         ckpt = self.checkpoint(epoch, row)
-        atomic_torch_save(ckpt, self.last)
         if improved:
             best = {k: v for k, v in ckpt.items() if k != "optimizer"}
             atomic_torch_save(best, self.best)
         if self.args.save_period > 0 and (epoch + 1) % self.args.save_period == 0:
             atomic_torch_save(ckpt, self.wdir / f"epoch{epoch + 1}.pt")
+        atomic_torch_save(ckpt, self.last)
+        self.saved_epoch = epoch
 
 
 class NonFiniteLossError(UserError):

@@ -58,10 +58,11 @@ class _Inert:
         pass
 
     def __setstate__(self, state):
-        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slot state)
-            state = {**(state[0] or {}), **(state[1] or {})}
-        if isinstance(state, dict):
-            self.__dict__.update(state)
+        if isinstance(state, tuple) and len(state) == 2 and all(isinstance(s, (dict, type(None))) for s in state):
+            state = {**(state[0] or {}), **(state[1] or {})}  # (dict state, slot state)
+        if isinstance(state, dict):  # plain attribute names only: a '__setstate__' or '__class__' key could
+            self.__dict__.update({k: v for k, v in state.items()  # shadow the methods the unpickler calls next
+                                  if isinstance(k, str) and not k.startswith("__")})
         else:
             self.__dict__["_state"] = state
 
@@ -79,6 +80,10 @@ def _standin(module: str, name: str) -> type:
     return _STANDINS[key]
 
 
+class GlobalRefused(pickle.UnpicklingError):
+    """The pickle names a global outside the allow-list (told apart from a merely corrupt pickle)."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only ALLOWED_GLOBALS, torch dtypes and inert stand-ins."""
 
@@ -89,7 +94,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             return getattr(torch, name)
         if module.startswith(STANDIN_NAMESPACES) and name.isidentifier():
             return _standin(module, name)
-        raise pickle.UnpicklingError(f"global '{module}.{name}' is not on the checkpoint allow-list")
+        raise GlobalRefused(f"global '{module}.{name}' is not on the checkpoint allow-list")
 
 
 class _RestrictedPickleModule:
@@ -119,14 +124,20 @@ def read_checkpoint(path: str | Path) -> dict:
                         "truncated, corrupt, or another kind of file)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
-    except pickle.UnpicklingError as e:
+    except GlobalRefused as e:
         raise UserError(f"checkpoint '{path}' refused: {e}. Loading it would need code outside the "
                         "allow-list to run (see SECURITY.md)") from None
     except Exception as e:  # zip member missing, truncated storage, bad pickle opcode, ...
         raise UserError(f"checkpoint '{path}' is corrupt or truncated: {type(e).__name__}: {e}") from None
     if not isinstance(obj, dict):
         obj = {"model": obj}
-    return normalize_checkpoint(obj, path)
+    try:
+        return normalize_checkpoint(obj, path)
+    except (AttributeError, TypeError, ValueError, KeyError) as e:
+        if isinstance(e, UserError):
+            raise
+        raise UserError(f"checkpoint '{path}' is malformed: its model entry is not a module's weights "
+                        f"({type(e).__name__}: {e})") from None
 
 
 def normalize_checkpoint(ckpt: dict, path: str | Path = "<checkpoint>") -> dict:

@@ -108,6 +108,7 @@ def smooth(y: np.ndarray, f: float = 0.05) -> np.ndarray:
     """Box filter of width ~2*f*len(y) (odd), edges padded with the end values: y (n,) -> (n,)."""
     y = np.asarray(y, dtype=np.float64)
     nf = round(len(y) * f * 2) // 2 + 1
+    nf += 1 - nf % 2  # odd, so that the padded convolution returns exactly len(y) values
     if nf < 2 or len(y) < 3:
         return y.copy()
     p = np.concatenate((np.full(nf // 2, y[0]), y, np.full(nf // 2, y[-1])))

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ultralytics.engine.results import Results
-from ultralytics.utils import LOGGER, colorstr
+from ultralytics.utils import LOGGER, UserError, colorstr
 from ultralytics.utils.ops import scale_boxes
+
+FUSE_MIN_IMAGES = 32  # fusing a copy of the model costs about as much as this many small-image forwards
 
 
 class DetectionPredictor:
-    """`DetectionPredictor(overrides)(source, model)` -> list[Results]; saves annotated images when save=True."""
+    """`DetectionPredictor(overrides)(source, model)` -> list[Results], one per readable image, in source order.
+
+    source: an image path, a folder, a glob, a .txt list, a list of those, a BGR ndarray (H, W, 3) or a list
+    of arrays. Images are letterboxed to `imgsz` (no upscaling beyond it, padding to a stride multiple),
+    run `batch` at a time, and each image's boxes are mapped back to its original pixels.
+
+    No NMS: YOLOv10's one-to-one head assigns one prediction per object in training, so its top-k output is
+    already free of duplicates (the `iou` setting is not used). Detections with score >= `conf` (default
+    0.25) are kept, at most `max_det`, optionally only `classes`.
+
+    Files: with save=True annotated images go to project/name (runs/detect/predict, then predict2, ...);
+    with save_txt=True YOLO label lines go to <save dir>/labels/<stem>.txt. In Python, save defaults to
+    False unless passed (as upstream, so `model.predict(img)` writes nothing); predict.py passes save=True.
+    A source path that does not exist is a UserError naming it; unreadable images inside a folder/list
+    are skipped with a warning and the rest are predicted.
+    """
 
     def __init__(self, overrides: dict | None = None):
         from ultralytics.cfg import get_cfg
@@ -24,68 +41,142 @@ class DetectionPredictor:
         self.explicit_save = "save" in overrides
         self.args = get_cfg(overrides={"mode": "predict", **overrides})
         self.save_dir: Path | None = None
+        self.device = None
 
+    # --- setup ------------------------------------------------------------------------------------
+    def setup_model(self, model, n_images: int):
+        """The model on the device, in eval mode (a fused copy when there are many images to predict)."""
+        from ultralytics.nn.tasks import DetectionModel
+        from ultralytics.utils.torch_utils import select_device
+
+        self.device = select_device(self.args.device, verbose=False)
+        if isinstance(model, DetectionModel) and not model.is_fused and n_images >= FUSE_MIN_IMAGES:
+            model = copy.deepcopy(model).fuse(verbose=False)  # the caller's model stays trainable
+        model = model.to(self.device).eval()
+        self.half = bool(self.args.half) and self.device.type == "cuda"
+        return model.half() if self.half else model.float()
+
+    # --- main -------------------------------------------------------------------------------------
     @torch.no_grad()
     def __call__(self, source=None, model=None) -> list[Results]:
         from ultralytics.cfg import check_imgsz
         from ultralytics.data import load_inference_source
-        from ultralytics.data.augment import LetterBox
         from ultralytics.utils.files import increment_path
-        from ultralytics.utils.torch_utils import select_device
 
         args = self.args
         source = args.source if source is None else source
         if source is None:
-            from ultralytics.utils import UserError
-
             raise UserError("predict needs a source: an image, a folder, a glob, a list of paths or an array")
-        device = select_device(args.device, verbose=False)
-        model = model.to(device).eval()
-        half = bool(args.half) and device.type == "cuda"
-        model = model.half() if half else model.float()
-        stride = int(model.stride.max())
-        imgsz = check_imgsz(args.imgsz, stride=stride, min_dim=2)
-        letterbox = LetterBox(imgsz, auto=True, stride=stride)
-        conf = 0.25 if args.conf is None else args.conf
-        classes = None if args.classes is None else torch.tensor(
-            [args.classes] if isinstance(args.classes, int) else list(args.classes), device=device)
+        if model is None:
+            raise UserError("DetectionPredictor needs a model")
+        images = load_inference_source(source)  # raises UserError naming a path that does not exist
+        model = self.setup_model(model, len(images))
+        self.stride = int(model.stride.max())
+        self.imgsz = check_imgsz(args.imgsz, stride=self.stride, min_dim=2)
         save = bool(args.save) if self.explicit_save else False
         if save or args.save_txt:
             self.save_dir = increment_path(Path(args.project or "runs/detect") / (args.name or "predict"),
                                            exist_ok=args.exist_ok)
-        results = []
-        for name, im0 in load_inference_source(source):
+        bs = max(int(args.batch), 1)
+        results, dt, shape, n = [], np.zeros(3), None, len(images)
+        for chunk in _chunks(images, bs):
+            names, ims = [c[0] for c in chunk], [c[1] for c in chunk]
             t0 = time.perf_counter()
-            im = letterbox(image=im0)
-            x = torch.from_numpy(np.ascontiguousarray(im[..., ::-1].transpose(2, 0, 1))).to(device)
-            x = (x.half() if half else x.float())[None] / 255
-            t1 = time.perf_counter()
-            det = model(x)[0].float()
-            t2 = time.perf_counter()
-            det = det[det[:, 4] >= conf][: args.max_det]
+            x, ratio_pads = self.preprocess(ims)
+            t1 = _sync(self.device)
+            preds = model(x)
+            t2 = _sync(self.device)
+            batch_results = self.postprocess(preds, x, ims, names, ratio_pads, model.names)
+            t3 = time.perf_counter()
+            step = np.array([t1 - t0, t2 - t1, t3 - t2]) * 1e3 / len(ims)
+            dt, shape = dt + step * len(ims), tuple(x.shape)
+            for r in batch_results:
+                r.speed = dict(zip(("preprocess", "inference", "postprocess"), step.tolist()))
+                self.write(r, save)
+                if args.verbose:
+                    LOGGER.info(f"image {len(results) + 1}/{n} {r.path}: {x.shape[2]}x{x.shape[3]} {r.verbose()}"
+                                f"{step[1]:.1f}ms")
+                results.append(r)
+        if args.verbose and results:
+            s = dt / len(results)
+            LOGGER.info(f"Speed: {s[0]:.1f}ms preprocess, {s[1]:.1f}ms inference, {s[2]:.1f}ms postprocess per "
+                        f"image at shape {(min(bs, len(results)), *shape[1:])}")
+        if self.save_dir is not None and args.verbose:
+            txt = ""
+            if args.save_txt:
+                n_txt = len(list((self.save_dir / "labels").glob("*.txt")))
+                txt = f"\n{n_txt} label{'s' * (n_txt != 1)} saved to {self.save_dir / 'labels'}"
+            LOGGER.info(f"Results saved to {colorstr('bold', self.save_dir)}{txt}")
+        return results
+
+    def preprocess(self, ims: list[np.ndarray]) -> tuple[torch.Tensor, list]:
+        """BGR images -> (x (B, 3, H, W) float 0..1 RGB on the device, ratio_pad of each image).
+
+        One image or equal shapes: the minimal stride-multiple letterbox. Mixed shapes: every image is
+        letterboxed (same scale as alone) into the smallest shape that holds each one's minimal letterbox.
+        """
+        from ultralytics.data.augment import LetterBox
+
+        if all(im.shape == ims[0].shape for im in ims):
+            lb = LetterBox(self.imgsz, auto=True, stride=self.stride)
+        else:
+            lb = LetterBox(np.max([self._auto_shape(im.shape[:2]) for im in ims], 0).tolist(), auto=False)
+        out = [lb(labels={"img": im}) for im in ims]
+        x = np.stack([o["img"][..., ::-1].transpose(2, 0, 1) for o in out])  # BGR HWC -> RGB CHW
+        x = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        x = (x.half() if self.half else x.float()).div_(255)
+        return x, [o["ratio_pad"] for o in out]
+
+    def _auto_shape(self, hw: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of the minimal stride-multiple letterbox of an (h, w) image at imgsz."""
+        (H, W), s = self.imgsz, self.stride
+        r = min(H / hw[0], W / hw[1])
+        uh, uw = round(hw[0] * r), round(hw[1] * r)
+        return uh + (H - uh) % s, uw + (W - uw) % s
+
+    def postprocess(self, preds: torch.Tensor, x: torch.Tensor, ims: list[np.ndarray], names: list[str],
+                    ratio_pads: list, class_names: dict) -> list[Results]:
+        """(B, K, 6) letterboxed detections -> one Results per image, boxes in original pixels (on the CPU)."""
+        conf = 0.25 if self.args.conf is None else self.args.conf
+        classes = self.args.classes
+        if classes is not None:
+            classes = torch.tensor([classes] if isinstance(classes, int) else list(classes), device=preds.device)
+        out = []
+        for det, im0, name, rp in zip(preds, ims, names, ratio_pads):
+            det = det[det[:, 4] >= conf].float()
             if classes is not None:
                 det = det[(det[:, 5:6] == classes).any(1)]
-            det[:, :4] = scale_boxes(x.shape[2:], det[:, :4], im0.shape[:2])
-            r = Results(im0, str(name), model.names, det.cpu())
-            t3 = time.perf_counter()
-            r.speed = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
-            self.write(r, save)
-            if args.verbose:
-                LOGGER.info(f"{name}: {x.shape[2]}x{x.shape[3]} {r.summary()}, {r.speed['inference']:.1f}ms")
-            results.append(r)
-        if self.save_dir is not None and args.verbose:
-            LOGGER.info(f"Results saved to {colorstr('bold', self.save_dir)}")
-        return results
+            det = det[: self.args.max_det].clone()
+            det[:, :4] = scale_boxes(x.shape[2:], det[:, :4], im0.shape[:2], ratio_pad=rp)
+            out.append(Results(im0, str(name), class_names, det.cpu()))
+        return out
 
     def write(self, r: Results, save: bool) -> None:
         """Annotated image to save_dir/<name> and YOLO txt labels to save_dir/labels/<stem>.txt."""
         if self.save_dir is None:
             return
-        stem = Path(r.path).stem
         if save:
-            r.save_path = self.save_dir / (Path(r.path).name if Path(r.path).suffix else f"{stem}.jpg")
-            cv2.imwrite(str(r.save_path), r.plot(self.args.line_width, self.args.show_labels, self.args.show_conf))
-        if self.args.save_txt:
-            (self.save_dir / "labels").mkdir(exist_ok=True)
-            (self.save_dir / "labels" / f"{stem}.txt").write_text("\n".join(r.to_txt_lines(self.args.save_conf)) +
-                                                                  ("\n" if len(r) else ""))
+            name = Path(r.path).name if Path(r.path).suffix else f"{Path(r.path).stem}.jpg"
+            r.save(self.save_dir / name, line_width=self.args.line_width, labels=self.args.show_labels,
+                   conf=self.args.show_conf)
+        if self.args.save_txt and len(r):
+            r.save_txt(self.save_dir / "labels" / f"{Path(r.path).stem}.txt", save_conf=self.args.save_conf)
+
+
+def _chunks(items, n: int):
+    """Lists of up to n consecutive items of an iterable."""
+    chunk = []
+    for it in items:
+        chunk.append(it)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _sync(device) -> float:
+    """time.perf_counter() after the GPU finished its queued work."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()

@@ -191,7 +191,7 @@ class DetectionValidator:
     def preprocess(self, batch: dict, half: bool) -> dict:
         """uint8 (B, 3, H, W) -> float 0..1 on the device; labels to the device."""
         img = batch["img"].to(self.device, non_blocking=True)
-        batch["img"] = (img.half() if half else img.float()) / 255
+        batch["img"] = (img.half() if half else img.float()).div_(255)
         for k in ("batch_idx", "cls", "bboxes"):
             batch[k] = batch[k].to(self.device)
         return batch
@@ -205,7 +205,6 @@ class DetectionValidator:
         """Match each image's detections (n, 6) to its labels at the 10 IoU thresholds, in original pixels."""
         h, w = batch["img"].shape[2:]
         scale = torch.tensor([w, h, w, h], device=self.device, dtype=torch.float32)
-        plots = bool(self.args.plots) and not self.training
         for si, pred in enumerate(preds):
             self.seen += 1
             keep = batch["batch_idx"] == si
@@ -223,7 +222,7 @@ class DetectionValidator:
             self.stats["target_cls"].append(cls)
             if len(cls):
                 self.images_per_class += np.bincount(np.unique(cls.numpy().astype(int)), minlength=self.nc)[: self.nc]
-            if plots:
+            if not self.training:
                 self.confusion.process_batch(det, gt, cls)
             if self.image_ids:
                 from ultralytics.engine.coco_eval import coco_predictions

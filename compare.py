@@ -1,0 +1,20 @@
+"""Compare training runs, or train an ablation and compare it.
+
+    python compare.py runs/train/*                          every run in runs/train (baseline: the first)
+    python compare.py runs/train/exp runs/train/exp2 --baseline exp
+    python compare.py --train yolov10n.yaml yolov10n-LSKA.yaml yolov10n-PSALSKA.yaml --seeds 0 1 2 \
+        data=shapes.yaml epochs=30 imgsz=320
+
+Prints a table of the runs and of the groups of seeds (mean ± std, Welch t-test against the baseline), and
+writes runs/compare/compare.csv, compare_groups.csv, compare.md and compare.png. See docs/06-comparing-runs.md.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py: faster CPU training with --train
+
+from ultralytics.compare import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Detect objects with a trained model: set the weights and the images below, then run `python predict.py`.
+
+Any setting can be overridden on the command line (a `model=` or `weights=` key picks the weights):
+
+    python predict.py model=runs/train/exp2/weights/best.pt source=path/to/images conf=0.4 save_txt=True
+
+The source can be an image, a folder, a glob ('imgs/*.jpg') or a .txt list of image paths. Annotated images
+go to runs/detect/predict, predict2, ...; with save_txt=True also YOLO labels in <run>/labels/<name>.txt.
+YOLOv10 needs no NMS: its one-to-one head gives each object one box.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+# On a small CPU machine, OpenMP threads that spin while waiting slow everything down when the cores
+# are shared; passive waiting keeps inference fast there. Set before torch is imported; yours wins if set.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ultralytics import YOLO  # noqa: E402
+from ultralytics.cfg import parse_key_value_args  # noqa: E402
+from ultralytics.utils import UserError  # noqa: E402
+
+WEIGHTS = "runs/train/exp/weights/best.pt"  # the model to use (best.pt of a training run)
+SOURCE = "datasets/shapes/images/val"  # the built-in dataset's val images, or your images
+
+
+def main(argv: list) -> None:
+    overrides = parse_key_value_args(argv)
+    weights = overrides.pop("weights", None) or overrides.pop("model", None) or WEIGHTS
+    if not Path(weights).is_file():
+        raise UserError(f"weights file '{weights}' not found: train a model first (python train.py), "
+                        "or pass model=path/to/best.pt")
+    source = overrides.pop("source", None) or SOURCE
+    if source == SOURCE and not Path(SOURCE).exists():  # the built-in dataset is generated on first use
+        from ultralytics.data import check_det_dataset
+
+        check_det_dataset("shapes.yaml")
+    model = YOLO(weights)
+    settings = dict(
+        conf=0.25,  # keep detections scoring at least this
+        imgsz=640,  # use the size you trained at
+        device="",  # '' = CUDA when present, else CPU; '0' = the first GPU; 'cpu'
+        save=True,  # annotated images
+        save_txt=False,  # YOLO label files (add save_conf=True for a confidence column)
+        project="runs/detect",
+        name="predict",
+    )
+    results = model.predict(source=source, **{**settings, **overrides})
+    print(f"{len(results)} images, {sum(len(r) for r in results)} detections")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except UserError as e:
+        sys.exit(f"ERROR: {e}")

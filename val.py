@@ -1,0 +1,58 @@
+"""Validate a trained model: set the weights and the dataset below, then run `python val.py`.
+
+Any setting can be overridden on the command line (a `model=` or `weights=` key picks the weights):
+
+    python val.py model=runs/train/exp2/weights/best.pt imgsz=320 split=test save_json=True
+
+Prints P, R, mAP50 and mAP50-95 overall (`all`) and per class, then the speed per image; writes the PR/F1/P/R
+curves, the confusion matrices and val_batch*_labels/pred.jpg to runs/val/exp, exp2, ... With save_json=True
+it also writes predictions.json and ground_truth.json (COCO format) and, when pycocotools is installed,
+prints COCOeval's mAP beside ours.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+# On a small CPU machine, OpenMP threads that spin while waiting fight the dataloader workers for the
+# cores; passive waiting keeps inference fast there. Set before torch is imported; yours wins if set.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ultralytics import YOLO  # noqa: E402
+from ultralytics.cfg import parse_key_value_args  # noqa: E402
+from ultralytics.utils import UserError  # noqa: E402
+
+WEIGHTS = "runs/train/exp/weights/best.pt"  # the model to validate (best.pt of a training run)
+DATA = "shapes.yaml"  # the built-in dataset, or 'path/to/your/data.yaml'
+
+
+def main(argv: list) -> None:
+    overrides = parse_key_value_args(argv)
+    weights = overrides.pop("weights", None) or overrides.pop("model", None) or WEIGHTS
+    if not Path(weights).is_file():
+        raise UserError(f"weights file '{weights}' not found: train a model first (python train.py), "
+                        "or pass model=path/to/best.pt")
+    model = YOLO(weights)
+    settings = dict(
+        data=DATA,
+        split="val",  # val, test or train
+        imgsz=640,  # validate at the size you trained at for comparable numbers
+        batch=16,
+        conf=0.001,  # keep (almost) every detection: AP integrates over all confidences
+        iou=0.7,  # NMS IoU; unused by YOLOv10's NMS-free one-to-one head, kept for YOLO-style scripts
+        device="",  # '' = CUDA when present, else CPU; '0' = the first GPU; 'cpu'
+        project="runs/val",
+        name="exp",
+        plots=True,
+        save_json=False,  # True: COCO-format JSON (+ COCOeval's mAP when pycocotools is installed)
+    )
+    metrics = model.val(**{**settings, **overrides})
+    print(f"mAP50-95 {metrics.box.map:.4f}, mAP50 {metrics.box.map50:.4f}, "
+          f"precision {metrics.box.mp:.4f}, recall {metrics.box.mr:.4f}")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except UserError as e:
+        sys.exit(f"ERROR: {e}")
