@@ -13,7 +13,7 @@ import yaml
 from scipy import stats as sps
 
 from ultralytics.cfg import get_cfg
-from ultralytics.compare import build_comparison, main, read_runs, render_text, write_reports
+from ultralytics.compare import build_comparison, main, read_runs, render_text
 from ultralytics.compare.ablation import RESUME, SKIP, START, plan
 from ultralytics.compare.profile import Profiler
 from ultralytics.compare.stats import (NO_CONCLUSION, bootstrap_ci, compare, single_vs_spread, spread, welch_ci,
@@ -158,7 +158,8 @@ def test_early_stopped_duplicate_seed_and_bad_csv(tmp_path, tiny_data, profiler)
     assert runs[1].status == "early-stopped" and runs[1].done
     comp = build_comparison(runs, profiler=profiler)
     assert len(comp.groups) == 1 and comp.group_rows[0]["n"] == 1
-    assert any("same seed 0" in w and "not an independent sample" in w for w in comp.warnings)
+    assert "again, stopped have the same seed 0 and settings: repeats are not independent samples, so only " \
+        "again enters the statistics" in comp.warnings
 
 
 def test_cli_writes_files_and_exit_codes(tmp_path, tiny_data, capsys):
@@ -227,3 +228,38 @@ def test_ablation_plan_skips_resumes_and_refuses_other_settings(tmp_path, tiny_d
         plan(["yolov10n-LKSA.yaml"], [0], common)
     with pytest.raises(UserError, match="needs a dataset"):
         plan(["yolov10n.yaml"], [0], {"epochs": 1})
+
+
+def test_train_ablation_resumes_an_interrupted_run(tmp_path, tiny_data, monkeypatch, capsys):
+    """--train: 2 models x 1 seed; the second dies after epoch 1; the same command again skips the first,
+    resumes the second from last.pt, and compares both."""
+    from ultralytics.engine import results_log
+
+    original = results_log.ResultsLog.append
+
+    def crash_psalska_after_epoch_1(self, row):
+        original(self, row)
+        if row["epoch"] == 1 and "PSALSKA" in str(self.path):
+            raise KeyboardInterrupt  # the process dies right after epoch 1 is safely written
+
+    cmd = ["--train", "yolov10n.yaml", "yolov10n-PSALSKA.yaml", "--seeds", "0", f"data={tiny_data}", "epochs=2",
+           "imgsz=64", "batch=4", "workers=0", "device=cpu", "plots=False", f"project={tmp_path / 'abl'}",
+           "--out", str(tmp_path / "report")]
+    monkeypatch.setattr(results_log.ResultsLog, "append", crash_psalska_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        main(cmd)
+    monkeypatch.setattr(results_log.ResultsLog, "append", original)
+    psa = tmp_path / "abl" / "yolov10n-PSALSKA-s0"
+    assert len((psa / "results.csv").read_text().splitlines()) == 2  # header + epoch 1
+    capsys.readouterr()
+    assert main(cmd) == 0
+    out = capsys.readouterr().out
+    assert "yolov10n-s0: skip (finished (2/2 epochs))" in out
+    assert "yolov10n-PSALSKA-s0: resume (1/2 epochs done)" in out
+    assert "Resuming training from" in out
+    with open(tmp_path / "report" / "compare.csv") as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"yolov10n-s0", "yolov10n-PSALSKA-s0"}
+    assert all(r["epochs_done"] == "2" and r["status"] == "finished" for r in rows.values())
+    assert int(rows["yolov10n-PSALSKA-s0"]["params"]) < int(rows["yolov10n-s0"]["params"])  # PSALSKA is smaller
+    assert "no conclusion can be drawn: 1 seed per side" in out

@@ -69,15 +69,16 @@ def parse_blocks(path: Path) -> list[Block]:
 
 # --- rewriting commands to tiny settings -------------------------------------------------------------
 def substitutions(tiny_yaml: str, tiny_dir: str) -> list[tuple[str, str]]:
-    """(regex, replacement) applied to every block before it runs."""
+    """(regex, re.sub template) applied to every block before it runs."""
+    literal = lambda s: s.replace("\\", "\\\\")  # noqa: E731  (a path as a re.sub template)
     return [
-        (r"(?<![\w./-])shapes\.yaml", tiny_yaml),
-        (r"(?<![\w./-])datasets/shapes(?=[/\s'\"]|$)", tiny_dir),
+        (r"(?<![\w./-])shapes\.yaml", literal(tiny_yaml)),
+        (r"(?<![\w./-])datasets/shapes(?=[/\s'\"]|$)", literal(tiny_dir)),
         (r"\bepochs=\d+", "epochs=1"),
         (r"\bimgsz=\d+", "imgsz=64"),
         (r"\bbatch=\d+", "batch=4"),
         (r"\bworkers=\d+", "workers=0"),
-        (r"--seeds(?:[ \t]+\d+)+", "--seeds 0"),
+        (r"--seeds[ \t]+(\d+)[ \t]+(\d+)(?:[ \t]+\d+)*", r"--seeds \1 \2"),  # the first two seeds
     ]
 
 
@@ -105,7 +106,7 @@ def command_kind(tokens: list[str]) -> str | None:
 def rewrite(code: str, lang: str, subs: list[tuple[str, str]], tiny: dict[str, dict[str, str]]) -> str:
     """The block as it is run: substitutions, then (bash) the tiny settings appended to each command."""
     for pattern, repl in subs:
-        code = re.sub(pattern, lambda _m, r=repl: r, code)
+        code = re.sub(pattern, repl, code)
     if lang != "bash":
         return code
     lines = []
@@ -228,7 +229,7 @@ def test_rewrite_rules():
                                    "device=cpu plots=False")
     assert out.splitlines()[1] == "ls runs"
     out = rewrite("python compare.py --train a.yaml --seeds 0 1 2 imgsz=320\n", "bash", subs, tiny)
-    assert "--seeds 0 imgsz=64" in out and "data=/t/tiny.yaml" in out
+    assert "--seeds 0 1 imgsz=64" in out and "data=/t/tiny.yaml" in out
     assert rewrite("python compare.py runs/train/*\n", "bash", subs, tiny) == "python compare.py runs/train/*\n"
     assert rewrite('m.train(data="shapes.yaml", epochs=30)', "python", subs, tiny) == \
         'm.train(data="/t/tiny.yaml", epochs=1)'

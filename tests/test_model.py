@@ -209,7 +209,7 @@ def test_register_module_from_outside():
     m = DetectionModel(d, verbose=False)
     assert isinstance(m.model[17], ChannelGate) and m.model[17].w.shape == (1, 64, 1, 1)
     assert sum(p.numel() for p in m.parameters()) == 2_775_520 + 64
-    assert m.model[-1].f == [17, 20, 23]
+    assert m.model[-1].f == [16, 20, 23]  # references past the inserted row moved by one
 
 
 # --- errors a user can cause ----------------------------------------------------------------------

@@ -12,15 +12,15 @@ from collections import defaultdict
 import pytest
 import yaml
 
-_TALLY: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+_TALLY: dict[str, list[tuple[str, int, bool]]] = defaultdict(list)
 _T0 = time.time()
 
 
 class FaultLog:
-    """Collects (kind, case, nothing_lost) of every fault case the suite runs."""
+    """Collects (kind, case, count, nothing_lost) of the fault cases the suite runs (count: fuzz examples)."""
 
-    def record(self, kind: str, case: str, nothing_lost: bool = True) -> None:
-        _TALLY[kind].append((case, bool(nothing_lost)))
+    def record(self, kind: str, case: str, n: int = 1, nothing_lost: bool = True) -> None:
+        _TALLY[kind].append((case, int(n), bool(nothing_lost)))
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +34,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     tr = terminalreporter
     tr.section("fault matrix")
-    total = sum(len(v) for v in _TALLY.values())
+    total = sum(n for v in _TALLY.values() for _, n, _ in v)
     for kind in sorted(_TALLY):
         cases = _TALLY[kind]
-        lost = [c for c, ok in cases if not ok]
-        tr.write_line(f"{kind:<14} {len(cases):>4} cases  " + ("nothing lost" if not lost else f"LOST: {lost}"))
+        lost = [c for c, _, ok in cases if not ok]
+        n = sum(k for _, k, _ in cases)
+        tr.write_line(f"{kind:<14} {n:>4} cases  " + ("nothing lost" if not lost else f"LOST: {lost}"))
     tr.write_line(f"{'total':<14} {total:>4} cases; {time.time() - _T0:.1f} s since the fault suite was loaded")
 
 

@@ -51,10 +51,12 @@ def check_request(models: list[str], seeds: list[int], overrides: dict) -> dict:
     own = [k for k in overrides if k in OWN_SETTINGS]
     if own:
         raise UserError(f"{', '.join(f'{k}=' for k in own)} cannot be set with --train: the ablation sets model, "
-                        "seed and name (<model>-s<seed>) for each run; choose seeds with --seeds, the folder with project=")
+                        "seed and name (<model>-s<seed>) for each run; choose seeds with --seeds, the folder with "
+                        "project=")
     stems = [Path(m).stem for m in models]
     if len(set(stems)) != len(stems):
-        raise UserError(f"--train lists models with the same name ({', '.join(models)}): their runs would share a folder")
+        raise UserError(f"--train lists models with the same name ({', '.join(models)}): their runs would share "
+                        "a folder")
     for m in models:
         if m.endswith((".yaml", ".yml")):
             resolve_model_yaml(m)  # UserError naming the closest shipped YAMLs

@@ -110,8 +110,8 @@ def group_runs(runs: list[Run], arch_of: Callable[[Run], str]) -> tuple[list[Gro
             g.used.append(keep)
             dropped = [r.name for r in rs if r is not keep]
             if dropped:
-                warnings.append(f"{', '.join(dropped)} repeat(s) {keep.name} with the same seed {seed} and settings: "
-                                f"a repeat is not an independent sample, so only {keep.name} enters the statistics")
+                warnings.append(f"{', '.join([keep.name, *dropped])} have the same seed {seed} and settings: repeats "
+                                f"are not independent samples, so only {keep.name} enters the statistics")
     _label(out)
     return out, warnings
 

@@ -25,6 +25,7 @@ def fmt_num(x, digits: int = 4, sign: bool = False) -> str:
     """A float as text with `digits` decimals ('-' for None/NaN); sign=True adds '+' to positives."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
+    x = 0.0 if round(x, digits) == 0 else x  # no '-0.0000'
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
@@ -94,8 +95,8 @@ def groups_table(comp: Comparison) -> str:
                 if math.isfinite(x["ci_low"]) else ""
             delta, p = fmt_num(x["diff"], sign=True) + ci, fmt_num(x["p"], 3)
         rows.append([label, seeds, fmt_int(x["params"]), fmt_num(x["gflops"], 1),
-                     _pm(x["best_mAP50_mean"], x["best_mAP50_std"]), _pm(x["best_mAP50-95_mean"], x["best_mAP50-95_std"]),
-                     delta, p, x["verdict"]])
+                     _pm(x["best_mAP50_mean"], x["best_mAP50_std"]),
+                     _pm(x["best_mAP50-95_mean"], x["best_mAP50-95_std"]), delta, p, x["verdict"]])
     return markdown_table(headers, rows, right={1, 2, 3, 4, 5, 6, 7})
 
 

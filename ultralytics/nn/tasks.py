@@ -155,7 +155,8 @@ def parse_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequential, 
 
 def _signature(cls: type) -> str:
     with contextlib.suppress(TypeError, ValueError):
-        return str(inspect.signature(cls.__init__)).replace("(self, ", "(").replace("(self)", "()")
+        sig = str(inspect.signature(cls.__init__)).replace("'", "")  # postponed annotations print quoted
+        return sig.replace("(self, ", "(").replace("(self)", "()")
     return "(...)"
 
 
