@@ -10,6 +10,7 @@ Mechanism (also described at the end of docs/06-comparing-runs.md):
   give appended.
 - A line `<!-- docs-test: skip REASON -->` before a block skips it; `<!-- docs-test: excerpt PATH -->`
   checks that the block's lines appear in order in PATH instead of running it.
+Pages depend on earlier ones (page 5 validates page 1's run): run this file whole, not one page with -k.
 """
 
 from __future__ import annotations

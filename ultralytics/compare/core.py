@@ -78,6 +78,7 @@ def build_comparison(runs: list[Run], baseline: str | None = None, metric: str =
         if row["not_comparable"]:
             comp.warnings.append(f"{r.name} is not comparable with the baseline {base.name}: {row['not_comparable']} "
                                  f"(metrics measured on different data or image sizes)")
+        comp.warnings += [f"{r.name}: {note}" for note in r.notes if note != "no results.csv yet"]
         if not r.done:
             what = "no epoch finished yet" if not r.epochs_done else f"{r.epochs_done}/{r.epochs} epochs"
             comp.warnings.append(f"{r.name} is in progress ({what}): its numbers are from the epochs done so far")

@@ -54,6 +54,7 @@ def plot_curves(comp: Comparison, path: str | Path) -> Path:
 
     fig, axes = new_figure((17, 7.5), 2, 4)
     groups = [g for g in comp.groups if any(r.epochs_done for r in g.runs)]
+    n_epochs = max((r.epochs_done for r in comp.runs), default=1)
     for ax, col in zip(axes.ravel(), PANELS):
         drawn = []
         for gi, g in enumerate(groups):
@@ -71,13 +72,15 @@ def plot_curves(comp: Comparison, path: str | Path) -> Path:
                             label=f"{g.label} ({r.name})")
             if many:
                 x, mean, std, count = _mean_std(g.used, col)
-                ax.plot(x, mean, "-", color=colour, lw=2.2, label=f"{g.label} (mean of {len(g.used)} seeds)")
+                ax.plot(x, mean, "-", color=colour, lw=2.2, marker="." if len(x) < 40 else None,
+                        label=f"{g.label} (mean of {len(g.used)} seeds)")
                 band = count > 1
                 ax.fill_between(x[band], (mean - std)[band], (mean + std)[band], color=colour, alpha=0.18, lw=0)
         ax.set_title(col, fontsize=11)
         ax.set_xlabel("epoch", fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, max(n_epochs, 2) + 0.5)
         if "loss" in col and _use_log(drawn):
             ax.set_yscale("log")
         if not drawn:

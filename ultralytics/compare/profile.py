@@ -76,6 +76,8 @@ class Profiler:
         data = self.dataset(run)
         if data is not None:
             cfg["nc"] = 1 if run.args.get("single_cls") else data["nc"]
+        else:
+            run.notes.append(f"no weights and data not found: params/GFLOPs are for the YAML's nc={cfg.get('nc')}")
         if cfg.get("scales") and not cfg.get("scale"):
             cfg["scale"] = guess_scale(cfg["yaml_file"]) or next(iter(cfg["scales"]))
         return cfg, "yaml"
@@ -117,6 +119,8 @@ class Profiler:
         key = (str(run.args.get("data")), float(fraction))
         if key not in self._images:
             self._images[key] = self._count(run, fraction)
+        if self._images[key] is None and run.epochs_done:
+            run.notes.append(f"images/s unknown: the train images of data '{run.args.get('data')}' were not found")
         return self._images[key]
 
     def _count(self, run: Run, fraction: float) -> int | None:
