@@ -27,7 +27,7 @@ if __name__ == "__main__":
         data=DATA,
         cache=False,
         imgsz=320,
-        epochs=25,
+        epochs=20,
         single_cls=False,
         batch=16,
         close_mosaic=10,
