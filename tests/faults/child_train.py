@@ -1,11 +1,11 @@
 """A training run in its own process, with one fault injected from outside the product code.
 
 Usage: python child_train.py spec.json. The spec (JSON) holds:
-  data, project, name, settings (dict of train settings), resume (last.pt path or null),
-  fitness (list, optional: the fitness each epoch reports, so that best.pt changes on a known schedule),
-  threads (torch threads), barrier (a file to wait for before training), ready (a file written when a
-  'sigint_wait' fault is armed), fault (null or a dict, see FAULTS below), done (a file written at the end
-  with {"save_dir": ...}).
+  data, project, name, settings (dict of train settings), model (optional model YAML), resume (last.pt or null),
+  fitness (optional list: the fitness each epoch reports, so best.pt changes on a known schedule),
+  threads (torch threads), barrier (a file to wait for before training), ready (written when a 'sigint_wait'
+  fault is armed, or when waiting at the barrier), fault (null or a dict, see below), done (written at the
+  end with {"save_dir": ...}).
 
 Faults (all patches live in this process only; the product code is not changed for them):
   kill_batch      {batch: k}                       SIGKILL at the k-th training batch (1-based, over epochs)
@@ -190,7 +190,8 @@ def main(spec_file: str) -> None:
         install_val_fault(fault)
     elif kind:
         raise SystemExit(f"unknown fault kind {kind!r}")
-    if spec.get("barrier"):
+    if spec.get("barrier"):  # start together with other children: say ready, wait for the go
+        Path(spec["ready"]).write_text("ready")
         deadline = time.time() + 60
         while not Path(spec["barrier"]).exists() and time.time() < deadline:
             time.sleep(0.005)

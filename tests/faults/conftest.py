@@ -65,6 +65,11 @@ def fault_data(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def child_matrix(fault_data, tmp_path_factory):
     """(reference run dir, {case: Outcome}) of the child-process fault matrix (matrix.CASES)."""
+    from .helpers import Zygote
     from .matrix import run_matrix
 
-    return run_matrix(fault_data, tmp_path_factory.mktemp("matrix"))
+    zygote = Zygote()
+    try:
+        yield run_matrix(fault_data, tmp_path_factory.mktemp("matrix"), zygote)
+    finally:
+        zygote.close()

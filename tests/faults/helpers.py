@@ -8,8 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -19,6 +19,7 @@ CHILD = HERE / "child_train.py"
 # Tiny trainings: 12 train images in 3 batches per epoch, 4 val images, 3 epochs (mosaic off in the last).
 TINY = dict(imgsz=64, batch=4, workers=0, epochs=3, close_mosaic=1, device="cpu", optimizer="SGD", plots=False,
             seed=0, deterministic=True, warmup_epochs=1)
+TINY_MODEL = HERE / "yolov10t-faults.yaml"  # yolov10n's rows at 1/16 width: the faults concern the trainer
 FITNESS = [0.1, 0.3, 0.2]  # epoch 2 is the best: best.pt is written at epochs 1 and 2, not 3
 
 
@@ -30,55 +31,86 @@ def child_env(threads: int = 1) -> dict:
     return env
 
 
-class Child:
-    """A training in a child process (see child_train.py): start(), then wait() -> (returncode, output)."""
+class Zygote:
+    """The pre-imported parent of zygote.py: spawn() forks a training child from it in milliseconds."""
 
-    def __init__(self, workdir: Path, tag: str, spec: dict):
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "zygote.py")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=child_env(), cwd=HERE, text=True, bufsize=1)
+        self.lock = threading.Lock()
+        line = self.proc.stdout.readline().strip()
+        assert line == "ready", f"the zygote did not start: {line!r}"
+
+    def spawn(self, spec_file: Path, log: Path, rc: Path, cwd: Path) -> int:
+        cmd = {"spec": str(spec_file), "log": str(log), "rc": str(rc), "cwd": str(cwd)}
+        with self.lock:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+            return int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(120)
+
+
+class Child:
+    """A training in its own process (child_train.py): start(), then wait() -> (exit status, output).
+
+    With a Zygote the process is forked from it (no import time); without, it is a fresh `python` process.
+    An exit status is negative when the process was killed by a signal (-9 SIGKILL, -2 SIGINT).
+    """
+
+    def __init__(self, workdir: Path, tag: str, spec: dict, zygote: Zygote | None = None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.tag, self.spec = tag, dict(spec)
+        self.tag, self.spec, self.zygote = tag, dict(spec), zygote
         self.spec.setdefault("ready", str(self.dir / f"{tag}.ready"))
         self.spec.setdefault("done", str(self.dir / f"{tag}.done"))
         self.spec_file = self.dir / f"{tag}.json"
         self.spec_file.write_text(json.dumps(self.spec))
-        self.log = self.dir / f"{tag}.log"
-        self.proc = None
+        self.log, self.rc_file = self.dir / f"{tag}.log", self.dir / f"{tag}.rc"
+        self.proc = self.pid = None
 
     def start(self) -> "Child":
-        self._fh = open(self.log, "wb")
-        self.proc = subprocess.Popen([sys.executable, str(CHILD), str(self.spec_file)], cwd=self.dir,
-                                     stdout=self._fh, stderr=subprocess.STDOUT, env=child_env())
+        if self.zygote is not None:
+            self.pid = self.zygote.spawn(self.spec_file, self.log, self.rc_file, self.dir)
+        else:
+            with open(self.log, "wb") as fh:
+                self.proc = subprocess.Popen([sys.executable, str(CHILD), str(self.spec_file)], cwd=self.dir,
+                                             stdout=fh, stderr=subprocess.STDOUT, env=child_env())
+            self.pid = self.proc.pid
         return self
 
+    def returncode(self) -> int | None:
+        if self.proc is not None:
+            return self.proc.poll()
+        return int(self.rc_file.read_text()) if self.rc_file.exists() else None
+
     def wait_ready(self, timeout: float = 120) -> None:
-        """Wait until the armed fault wrote its ready file (sigint_wait)."""
+        """Wait until the child wrote its ready file (an armed 'sigint_wait' fault, or waiting at a barrier)."""
         ready, t = Path(self.spec["ready"]), time.time()
         while not ready.exists():
-            if self.proc.poll() is not None or time.time() - t > timeout:
-                raise AssertionError(f"child {self.tag} never armed its fault:\n{self.output()[-3000:]}")
+            if self.returncode() is not None or time.time() - t > timeout:
+                raise AssertionError(f"child {self.tag} never got ready:\n{self.output()[-3000:]}")
             time.sleep(0.01)
 
     def sigint(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
+        os.kill(self.pid, signal.SIGINT)
 
     def wait(self, timeout: float = 300) -> tuple[int, str]:
-        try:
-            rc = self.proc.wait(timeout)
-        finally:
-            self._fh.close()
+        t = time.time()
+        while (rc := self.returncode()) is None:
+            if time.time() - t > timeout:
+                os.kill(self.pid, signal.SIGKILL)
+                raise AssertionError(f"child {self.tag} ran past {timeout} s:\n{self.output()[-3000:]}")
+            time.sleep(0.02)
         return rc, self.output()
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def run(self, timeout: float = 300) -> tuple[int, str]:
         return self.start().wait(timeout)
-
-
-def run_children(children: list[Child], parallel: int = 2) -> list[tuple[int, str]]:
-    """Run children, `parallel` at a time (each uses one thread): results in the same order."""
-    with ThreadPoolExecutor(parallel) as pool:
-        return list(pool.map(lambda c: c.run(), children))
 
 
 def read_rows(run: Path) -> list[dict]:
@@ -102,5 +134,6 @@ def temp_files(run: Path) -> list[str]:
 
 
 def train_spec(data: str, project: Path, name: str, **extra) -> dict:
+    """The spec of a child training (child_train.py) of the tiny model with the TINY settings."""
     return {"data": data, "project": str(project), "name": name, "settings": dict(TINY), "fitness": FITNESS,
-            "threads": 1, **extra}
+            "threads": 1, "model": str(TINY_MODEL), **extra}

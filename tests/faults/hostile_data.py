@@ -8,6 +8,7 @@ and why (row numbers included).
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import cv2
@@ -115,8 +116,12 @@ def corrupt_jpeg(rng) -> tuple[bytes, str]:
     """(bytes, reason) of a JPEG with an intact end marker whose entropy-coded data no decoder accepts."""
     from ultralytics.data.image_io import ImageReadError, imread
 
+    import tempfile
+
     base = _jpeg(noise(rng, 96, 128))
-    tmp = Path(__file__).parent / ".corrupt_probe.jpg"  # decoded from a file, as the pipeline does
+    fd, name = tempfile.mkstemp(suffix=".jpg")  # decoded from a file, as the pipeline does
+    os.close(fd)
+    tmp = Path(name)
     try:
         for _ in range(2000):
             b = bytearray(base)

@@ -3,7 +3,8 @@
 A case names the fault (see child_train.py), what the killed/failed process must leave behind (exit status,
 the epoch last.pt holds, the rows of results.csv, whether an unfinished temp file is left, a message),
 and what the resume must end with. run_matrix() runs the uninterrupted reference and every case, two
-processes at a time, each case as fault-then-resume.
+processes at a time, each case as fault-then-resume. The processes are forked from a pre-imported zygote,
+except the Ctrl-C cases, which run as fresh `python` processes so that their exit status is CPython's own.
 """
 
 from __future__ import annotations
@@ -93,9 +94,10 @@ def _snapshot(run: Path) -> dict:
     return snap
 
 
-def _run_case(name: str, case: Case, data: str, work: Path) -> Outcome:
+def _run_case(name: str, case: Case, data: str, work: Path, zygote) -> Outcome:
     d = work / name
-    child = Child(d, "fault", train_spec(data, d / "runs", "run", fault=case.fault))
+    fresh = case.rc == INTERRUPTED
+    child = Child(d, "fault", train_spec(data, d / "runs", "run", fault=case.fault), None if fresh else zygote)
     child.start()
     if case.fault["kind"] == "sigint_wait":
         child.wait_ready()
@@ -104,17 +106,18 @@ def _run_case(name: str, case: Case, data: str, work: Path) -> Outcome:
     run = d / "runs" / "run"
     outcome = Outcome(run, rc, out, _snapshot(run))
     if (run / "weights" / "last.pt").exists():
-        resume = Child(d, "resume", {"resume": str(run / "weights" / "last.pt"), "fitness": FITNESS, "threads": 1})
+        resume = Child(d, "resume", {"resume": str(run / "weights" / "last.pt"), "fitness": FITNESS, "threads": 1},
+                       zygote)
         outcome.resume_rc, outcome.resume_output = resume.run()
     return outcome
 
 
-def run_matrix(data: str, work: Path) -> tuple[Path, dict[str, Outcome]]:
+def run_matrix(data: str, work: Path, zygote) -> tuple[Path, dict[str, Outcome]]:
     """(reference run dir, {case name: Outcome}), two processes at a time."""
-    ref = Child(work / "reference", "reference", train_spec(data, work / "reference" / "runs", "ref"))
+    ref = Child(work / "reference", "reference", train_spec(data, work / "reference" / "runs", "ref"), zygote)
     with ThreadPoolExecutor(2) as pool:
         ref_future = pool.submit(ref.run)
-        futures = {name: pool.submit(_run_case, name, case, data, work) for name, case in CASES.items()}
+        futures = {name: pool.submit(_run_case, name, case, data, work, zygote) for name, case in CASES.items()}
         rc, out = ref_future.result()
         assert rc == 0, f"the uninterrupted reference run failed:\n{out[-3000:]}"
         return work / "reference" / "runs" / "ref", {name: f.result() for name, f in futures.items()}

@@ -23,6 +23,7 @@ from ultralytics.data.labels import ROW_REASONS, parse_label_bytes
 from ultralytics.utils import LOGGER
 
 from . import hostile_data as hd
+from .helpers import TINY_MODEL
 
 
 class _Capture(logging.Handler):
@@ -171,7 +172,7 @@ def _hyp() -> dict:
 def test_training_and_validation_on_hostile_dataset(tmp_path, log, faults):
     """An epoch of training and the validations finish; bad files are reported once; every good image is used."""
     yaml_file, truth = hd.make_dataset(tmp_path / "data", 0)
-    model = YOLO("yolov10n.yaml")
+    model = YOLO(str(TINY_MODEL))
     model.train(data=str(yaml_file), project=str(tmp_path / "runs"), name="hostile", epochs=1, imgsz=64, batch=4,
                 workers=0, device="cpu", plots=False, seed=0, warmup_epochs=0, optimizer="SGD")
     tr = model.trainer

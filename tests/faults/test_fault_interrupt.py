@@ -67,6 +67,7 @@ def check_case(name: str, child_matrix) -> None:
     last, ref_last = read_checkpoint(out.run / "weights" / "last.pt"), read_checkpoint(ref / "weights" / "last.pt")
     assert last["epoch"] == ref_last["epoch"] == 2
     assert _same_weights(last["model"], ref_last["model"]) and _same_weights(last["ema"], ref_last["ema"])
+    assert set(torch.load(out.run / "weights" / "last.pt", weights_only=True)) == set(last)  # plain data
     best, ref_best = read_checkpoint(out.run / "weights" / "best.pt"), read_checkpoint(ref / "weights" / "best.pt")
     assert best["epoch"] == ref_best["epoch"] == 1  # the fitness plan makes epoch 2 the best
     assert _same_weights(best["ema"], ref_best["ema"])

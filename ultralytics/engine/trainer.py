@@ -35,6 +35,7 @@ class BaseTrainer:
         overrides = dict(overrides or {})
         self.resume_ckpt = None
         if overrides.get("resume"):
+            overrides["resume"] = get_cfg(overrides={"mode": "train", **overrides}).resume  # bad values named first
             overrides = self._resume_overrides(overrides)
         self.args = get_cfg(overrides={"mode": "train", **overrides})
         self.device = select_device(self.args.device, self.args.batch)
@@ -73,7 +74,10 @@ class BaseTrainer:
         if path is True:
             raise UserError("resume=True needs the checkpoint: resume='runs/train/exp/weights/last.pt'")
         path = Path(path)
-        ckpt = read_checkpoint(path)
+        try:
+            ckpt = read_checkpoint(path)
+        except UserError as e:
+            raise UserError(f"resume='{path}': {e}") from None
         if "optimizer" not in ckpt or "train_args" not in ckpt or ckpt.get("format") != CHECKPOINT_FORMAT:
             raise UserError(f"cannot resume from '{path}': it is not a training checkpoint of this project "
                             "(it has no optimizer state); start a new run with model.load() instead")
