@@ -292,8 +292,6 @@ def test_allow_list_is_what_security_md_documents():
     assert "`ultralytics.*`" in doc and "`torch.nn.modules.*`" in doc
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="transfer_weights reads the rows of the checkpoint's YAML "
-                                                           "unchecked (nn/weights.py _rows; reported to the lead)")
 def test_malformed_yaml_in_checkpoint_on_load(tmp_path):
     good = YOLO("yolov10n.yaml").model
     torch.save({"model": dict(good.state_dict()), "yaml": {"backbone": 5, "head": []}}, tmp_path / "y.pt")

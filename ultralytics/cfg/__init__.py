@@ -220,8 +220,8 @@ def _qualifies(value: Any, spec: KeySpec) -> tuple[bool, Any]:
     """Check ranges (on numbers, element-wise on lists) and choices (on strs); return (ok, canonical value)."""
     nums = [v for v in (value if isinstance(value, list) else [value])
             if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    if any(isinstance(v, float) and math.isnan(v) for v in nums) and spec.conds:
-        return False, value
+    if any(isinstance(v, float) and not math.isfinite(v) for v in nums) and spec.conds:
+        return False, value  # NaN and inf satisfy no meaningful range
     if not all(any(_check_cond(x, c) for c in ors) for x in nums for ors in spec.conds):
         return False, value
     if spec.choices and isinstance(value, str):

@@ -88,14 +88,24 @@ def parse_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequential, 
         scale = d.get("scale")
         if scale not in scales:
             raise UserError(f"{src}: scale {scale!r} is not one of the file's scales {list(scales)}")
-        depth, width, max_channels = scales[scale]
+        values = scales[scale]
+        if not (isinstance(values, list) and len(values) == 3 and all(_positive(v) for v in values)):
+            raise UserError(f"{src}: scale '{scale}' must be [depth, width, max_channels] (3 positive numbers), "
+                            f"got {values!r}")
+        depth, width, max_channels = values
     else:
         depth, width = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0)
     if verbose:
         LOGGER.info(f"\n{'':>3}{'from':>20}{'n':>3}{'params':>10}  {'module':<45}{'arguments':<30}")
     chs = [ch]
     layers, save = [], []
-    rows = list(d["backbone"]) + list(d["head"])
+    for part in ("backbone", "head"):
+        if not isinstance(d.get(part), list):
+            raise UserError(f"{src}: '{part}' must be a list of [from, repeats, module, args] rows, "
+                            f"got {type(d.get(part)).__name__}")
+    rows = d["backbone"] + d["head"]
+    if not rows:
+        raise UserError(f"{src}: the model has no rows (empty 'backbone' and 'head')")
     for i, row in enumerate(rows):
         where = f"{src}, row {i} ({row!r})"
         if not (isinstance(row, (list, tuple)) and len(row) == 4):
@@ -106,6 +116,10 @@ def parse_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequential, 
             close = ", ".join(closest_names(str(name))) or "none"
             raise UserError(f"{where}: unknown module '{name}'; closest known names: {close}")
         cls, rule = entry
+        if args is not None and not isinstance(args, list):
+            raise UserError(f"{where}: args must be a list, e.g. [{args!r}]")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise UserError(f"{where}: repeats must be an integer >= 1, got {n!r}")
         froms = f if isinstance(f, list) else [f]
         idxs = []
         for j in froms:
@@ -120,8 +134,10 @@ def parse_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequential, 
         n = max(round(n * depth), 1) if n > 1 else n
         c1 = c_in[0]
         if rule in ("conv", "repeat"):
-            if not args:
-                raise UserError(f"{where}: {name} needs its output channels as the first argument")
+            if not args or not (args[0] == nc or (isinstance(args[0], int) and not isinstance(args[0], bool)
+                                                  and args[0] > 0)):
+                raise UserError(f"{where}: {name} needs its output channels (a positive integer) as the first "
+                                f"argument, got {args[0] if args else 'nothing'!r}")
             c2 = _scaled(args[0], width, max_channels) if args[0] != nc else args[0]
             args = [c1, c2, *args[1:]]
             if rule == "repeat":
@@ -138,7 +154,7 @@ def parse_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequential, 
             c2 = c1
         try:
             m = nn.Sequential(*(cls(*args) for _ in range(n))) if n > 1 else cls(*args)
-        except (TypeError, ValueError, AssertionError) as e:
+        except (TypeError, ValueError, AssertionError, RuntimeError) as e:
             sig = _signature(cls)
             raise UserError(f"{where}: cannot build {name}{sig} with args {args}: {e}") from None
         m.i, m.f, m.type = i, f, name
@@ -151,6 +167,10 @@ def parse_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequential, 
     if not isinstance(layers[-1], v10Detect):
         raise UserError(f"{src}: the last row must be the detection head (v10Detect), got {rows[-1][2]}")
     return nn.Sequential(*layers), sorted(set(save))
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 
 
 def _signature(cls: type) -> str:
@@ -208,9 +228,24 @@ class DetectionModel(nn.Module):
             self.info()
 
     def _compute_strides(self, ch: int, s: int = 256) -> torch.Tensor:
-        """Strides from one forward pass of a blank image; BN statistics are reset afterwards."""
+        """Strides from one forward pass of a blank image; BN statistics are reset afterwards.
+
+        A row that cannot run (a concat of maps of different sizes, a zero stride, ...) is named.
+        """
+        y, x = [], torch.zeros(1, ch, s, s)
         with torch.no_grad():
-            outs = self._predict_once(torch.zeros(1, ch, s, s))["one2many"]
+            for m in self.model:
+                if m.f != -1:
+                    x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+                try:
+                    x = m(x)
+                except (RuntimeError, ValueError, TypeError, IndexError) as e:
+                    src = self.yaml.get("yaml_file", "<dict>")
+                    shapes = [tuple(t.shape) for t in x] if isinstance(x, list) else tuple(x.shape)
+                    raise UserError(f"{src}, row {m.i} ({m.type}, from {m.f}): fails on input {shapes} when "
+                                    f"run on a {s}x{s} image: {str(e).splitlines()[0]}") from None
+                y.append(x if m.i in self.save else None)
+        outs = x["one2many"]
         for m in self.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.reset_running_stats()

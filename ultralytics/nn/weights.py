@@ -28,8 +28,13 @@ def as_state_dict(weights) -> tuple[OrderedDict, dict | None]:
 
 
 def _rows(cfg: dict) -> list[str]:
-    """The module name of every row of a model YAML dict."""
-    return [str(r[2]) for r in list(cfg.get("backbone", [])) + list(cfg.get("head", []))]
+    """The module name of every row of a model YAML dict; UserError when the rows are malformed."""
+    rows = cfg.get("backbone", []), cfg.get("head", [])
+    if not all(isinstance(r, list) for r in rows) or not all(
+            isinstance(row, (list, tuple)) and len(row) == 4 for row in rows[0] + rows[1]):
+        raise UserError("the model YAML stored in the weights is malformed: 'backbone' and 'head' must be lists "
+                        "of [from, repeats, module, args] rows")
+    return [str(row[2]) for row in rows[0] + rows[1]]
 
 
 def row_alignment(src_cfg: dict, dst_cfg: dict) -> dict[int, int]:

@@ -33,6 +33,11 @@ class DetectionTrainer(BaseTrainer):
             self.data = {**self.data, "names": {0: "item"}, "nc": 1}
         self.model = self.get_model().to(self.device)
         stride = int(self.model.stride.max())
+        if isinstance(args.imgsz, list):
+            if len(set(args.imgsz)) != 1:
+                raise UserError(f"imgsz={args.imgsz}: training and validation use square images, so imgsz must be "
+                                "one number (e.g. imgsz=640); [h, w] sizes are for predict and export")
+            args.imgsz = args.imgsz[0]
         args.imgsz = check_imgsz(args.imgsz, stride=stride)
         self.batch_size = 16 if args.batch == -1 else args.batch
         if args.batch == -1:
