@@ -26,7 +26,7 @@ if __name__ == "__main__":
     settings = dict(
         data=DATA,
         cache=False,
-        imgsz=320,
+        imgsz=256,
         epochs=20,
         single_cls=False,
         batch=16,
