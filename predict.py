@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ultralytics import YOLO  # noqa: E402
 from ultralytics.cfg import parse_key_value_args  # noqa: E402
 from ultralytics.utils import UserError  # noqa: E402
+from ultralytics.utils.checks import weights_from_args  # noqa: E402
 
 WEIGHTS = "runs/train/exp/weights/best.pt"  # the model to use (best.pt of a training run)
 SOURCE = "datasets/shapes/images/val"  # the built-in dataset's val images, or your images
@@ -27,10 +28,7 @@ SOURCE = "datasets/shapes/images/val"  # the built-in dataset's val images, or y
 
 def main(argv: list) -> None:
     overrides = parse_key_value_args(argv)
-    weights = overrides.pop("weights", None) or overrides.pop("model", None) or WEIGHTS
-    if not Path(weights).is_file():
-        raise UserError(f"weights file '{weights}' not found: train a model first (python train.py), "
-                        "or pass model=path/to/best.pt")
+    weights = weights_from_args(overrides, WEIGHTS)
     source = overrides.pop("source", None) or SOURCE
     if source == SOURCE and not Path(SOURCE).exists():  # the built-in dataset is generated on first use
         from ultralytics.data import check_det_dataset

@@ -12,7 +12,6 @@ prints COCOeval's mAP beside ours.
 
 import os
 import sys
-from pathlib import Path
 
 # On a small CPU machine, OpenMP threads that spin while waiting fight the dataloader workers for the
 # cores; passive waiting keeps inference fast there. Set before torch is imported; yours wins if set.
@@ -21,6 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ultralytics import YOLO  # noqa: E402
 from ultralytics.cfg import parse_key_value_args  # noqa: E402
 from ultralytics.utils import UserError  # noqa: E402
+from ultralytics.utils.checks import weights_from_args  # noqa: E402
 
 WEIGHTS = "runs/train/exp/weights/best.pt"  # the model to validate (best.pt of a training run)
 DATA = "shapes.yaml"  # the built-in dataset, or 'path/to/your/data.yaml'
@@ -28,10 +28,7 @@ DATA = "shapes.yaml"  # the built-in dataset, or 'path/to/your/data.yaml'
 
 def main(argv: list) -> None:
     overrides = parse_key_value_args(argv)
-    weights = overrides.pop("weights", None) or overrides.pop("model", None) or WEIGHTS
-    if not Path(weights).is_file():
-        raise UserError(f"weights file '{weights}' not found: train a model first (python train.py), "
-                        "or pass model=path/to/best.pt")
+    weights = weights_from_args(overrides, WEIGHTS)
     model = YOLO(weights)
     settings = dict(
         data=DATA,

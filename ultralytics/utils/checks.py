@@ -102,3 +102,14 @@ def print_args(args: dict | None = None, title: str | None = None) -> str:
     LOGGER.info(line)
     return line
 
+
+
+def weights_from_args(overrides: dict, default: str) -> str:
+    """The weights a root script (val.py, predict.py) should load: `weights=` or `model=` from the
+    command line (both removed from overrides), else `default`; UserError when the file is missing."""
+    weights = overrides.pop("weights", None)
+    weights = overrides.pop("model", None) or weights or default
+    if not Path(weights).is_file():
+        raise UserError(f"weights file '{weights}' not found: train a model first (python train.py), "
+                        "or pass model=path/to/best.pt")
+    return str(weights)
