@@ -172,6 +172,9 @@ def install_fitness(schedule: list[float]) -> None:
 
 
 def main(spec_file: str) -> None:
+    # A shell without job control starts background commands with SIGINT ignored, and Python then keeps it
+    # ignored (no KeyboardInterrupt). Ctrl-C is what these children simulate, so give them Python's handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     spec = json.loads(Path(spec_file).read_text())
     import torch
 
