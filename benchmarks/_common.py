@@ -175,6 +175,19 @@ def worker_config(argv: Sequence[str]) -> dict | None:
     return None
 
 
+def script_main(script: str, measure: Callable[[dict], dict], main: Callable[[], None]) -> None:
+    """A benchmark's entry point: `--worker <json>` measures one configuration in this process and emits
+    the result; otherwise run main(), turning a bad option (UserError) into one line without a traceback."""
+    worker = worker_config(sys.argv[1:])
+    if worker is not None:
+        emit_result(measure(worker))
+        return
+    try:
+        main()
+    except UserError as e:
+        sys.exit(f"{Path(script).name}: error: {e}")
+
+
 def emit_result(result: dict) -> None:
     """Print the worker's result line for `run_isolated` to read."""
     print(RESULT_PREFIX + json.dumps(result), flush=True)

@@ -26,9 +26,8 @@ if __name__ == "__main__" and not __package__:  # run as a script: make the repo
 
 import torch
 
-from benchmarks._common import (MemoryProbe, add_device_args, device_banner, emit_result, markdown_table,
-                                run_isolated, select_device, setup_threads, time_fn, worker_config)
-from ultralytics.utils import UserError
+from benchmarks._common import (add_device_args, device_banner, markdown_table, MemoryProbe, run_isolated,
+                                script_main, select_device, setup_threads, time_fn)
 
 DEFAULT_MODELS = ("yolov10n", "yolov10n-LSKA", "yolov10n-PSALSKA")
 REFERENCE_PIXELS = 640 * 640  # the workload at which --iters/--warmup apply unscaled on CPU
@@ -141,11 +140,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    worker = worker_config(sys.argv[1:])
-    if worker is not None:
-        emit_result(measure(worker))
-    else:
-        try:
-            main()
-        except UserError as e:  # a bad option value: one clear line, no traceback
-            sys.exit(f"{Path(__file__).name}: error: {e}")
+    script_main(__file__, measure, main)

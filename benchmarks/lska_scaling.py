@@ -24,9 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from benchmarks._common import (MemoryProbe, add_device_args, device_banner, emit_result, markdown_table,
-                                run_isolated, select_device, setup_threads, time_fn, worker_config)
-from ultralytics.utils import UserError
+from benchmarks._common import (add_device_args, device_banner, markdown_table, MemoryProbe, run_isolated,
+                                script_main, select_device, setup_threads, time_fn)
 from ultralytics.nn.Addmodules.LSKA import LSKA, LSKA_GEOMETRY, lska_geometry
 
 KERNELS = (7, 11, 23, 35, 41, 53)
@@ -197,11 +196,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    worker = worker_config(sys.argv[1:])
-    if worker is not None:
-        emit_result(measure(worker))
-    else:
-        try:
-            main()
-        except UserError as e:  # a bad option value: one clear line, no traceback
-            sys.exit(f"{Path(__file__).name}: error: {e}")
+    script_main(__file__, measure, main)
