@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -22,3 +23,20 @@ def tiny_data(tmp_path_factory):
     f.write_text(yaml.safe_dump({"path": str(ds), "train": "images/train", "val": "images/val",
                                  "names": dict(enumerate(CLASSES))}))
     return str(f)
+
+
+@pytest.fixture
+def log_messages():
+    """The messages logged by the package logger during the test, in order."""
+    from ultralytics.utils import LOGGER
+
+    msgs = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            msgs.append(record.getMessage())
+
+    handler = Collect()
+    LOGGER.addHandler(handler)
+    yield msgs
+    LOGGER.removeHandler(handler)

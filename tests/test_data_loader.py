@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +13,7 @@ import torch
 from ultralytics.data import (build_dataloader, build_yolo_dataset, ensure_builtin_dataset,
                               load_inference_source)
 from ultralytics.data.augment import Mosaic
-from ultralytics.utils import LOGGER, UserError
+from ultralytics.utils import UserError
 
 HYP = dict(mosaic=1.0, degrees=0.0, translate=0.1, scale=0.5, shear=0.0, perspective=0.0, flipud=0.0,
            fliplr=0.5, hsv_h=0.015, hsv_s=0.7, hsv_v=0.4, mixup=0.0, copy_paste=0.0)
@@ -139,22 +138,11 @@ def test_rect_val_batches(shapes):
             assert bw == int(np.ceil(128 / 32 + 0.5)) * 32 and bh == int(np.ceil(a.max() * 128 / 32 + 0.5)) * 32
 
 
-def test_fraction_single_cls_and_mixup_warning(shapes):
-    records = []
-
-    class H(logging.Handler):
-        def emit(self, r):
-            records.append(r.getMessage())
-
-    h = H()
-    LOGGER.addHandler(h)
-    try:
-        ds = build_yolo_dataset(_cfg(fraction=0.5, single_cls=True, mixup=0.2), shapes["train"], 4, shapes)
-    finally:
-        LOGGER.removeHandler(h)
+def test_fraction_single_cls_and_mixup_warning(shapes, log_messages):
+    ds = build_yolo_dataset(_cfg(fraction=0.5, single_cls=True, mixup=0.2), shapes["train"], 4, shapes)
     assert len(ds) == 12 and ds.stats["images_used"] == 12
     assert all((lb["cls"] == 0).all() for lb in ds.labels)
-    assert sum("mixup" in m for m in records) == 1
+    assert sum("mixup" in m for m in log_messages) == 1
     with pytest.raises(UserError, match="hsv_h"):
         build_yolo_dataset(SimpleNamespace(**{k: v for k, v in vars(_cfg()).items() if k != "hsv_h"}),
                            shapes["train"], 4, shapes)

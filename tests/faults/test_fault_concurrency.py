@@ -187,14 +187,13 @@ def test_concurrent_cache_builders_agree(tmp_path, faults):
 
 
 @pytest.mark.parametrize("errno_name", ["EROFS", "ENOSPC"])
-def test_cache_in_read_only_or_full_dataset_dir_warns_and_goes_on(tmp_path, monkeypatch, errno_name, faults):
+def test_cache_in_read_only_or_full_dataset_dir_warns_and_goes_on(tmp_path, monkeypatch, errno_name, faults,
+                                                                  log_messages):
     import errno
-    import logging
     import os
 
     from ultralytics.data import cache as cache_mod
     from ultralytics.data.dataset import YOLODataset
-    from ultralytics.utils import LOGGER
 
     d, cache = _dataset(tmp_path)
     code = getattr(errno, errno_name)
@@ -203,18 +202,7 @@ def test_cache_in_read_only_or_full_dataset_dir_warns_and_goes_on(tmp_path, monk
         raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(cache_mod.tempfile, "mkstemp", fail)
-    msgs = []
-
-    class H(logging.Handler):
-        def emit(self, r):
-            msgs.append(r.getMessage())
-
-    h = H()
-    LOGGER.addHandler(h)
-    try:
-        ds = YOLODataset(d["train"], imgsz=64, augment=False, data=d)
-    finally:
-        LOGGER.removeHandler(h)
+    ds = YOLODataset(d["train"], imgsz=64, augment=False, data=d)
     assert len(ds) == 8 and not cache.exists()
-    assert any("label cache not written" in m and os.strerror(code) in m for m in msgs)
+    assert any("label cache not written" in m and os.strerror(code) in m for m in log_messages)
     faults.record("disk", f"label cache dir {errno_name}")

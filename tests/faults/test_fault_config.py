@@ -7,7 +7,6 @@ covered the day it is added. Each must stop with a UserError naming the key befo
 from __future__ import annotations
 
 import copy
-import logging
 import math
 
 import pytest
@@ -16,7 +15,7 @@ import yaml
 from ultralytics import YOLO
 from ultralytics.cfg import _check_cond, get_cfg, load_cfg_schema
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
-from ultralytics.utils import LOGGER, UserError
+from ultralytics.utils import UserError
 
 from .helpers import TINY_MODEL
 
@@ -103,22 +102,11 @@ def test_infinite_floats_are_refused():
     assert not accepted, f"inf accepted for {accepted}"
 
 
-def test_imgsz_not_a_multiple_of_stride_rounds_up_with_a_warning(fault_data, tmp_path, faults):
-    records = []
-
-    class H(logging.Handler):
-        def emit(self, r):
-            records.append(r.getMessage())
-
-    h = H()
-    LOGGER.addHandler(h)
-    try:
-        model = YOLO(str(TINY_MODEL))
-        model.train(data=fault_data, project=str(tmp_path), name="r", imgsz=50, epochs=1, batch=4, workers=0,
-                    device="cpu", plots=False, val=False, warmup_epochs=0)
-    finally:
-        LOGGER.removeHandler(h)
-    assert any("imgsz=50 must be a multiple of max stride 32, updating to 64" in m for m in records)
+def test_imgsz_not_a_multiple_of_stride_rounds_up_with_a_warning(fault_data, tmp_path, faults, log_messages):
+    model = YOLO(str(TINY_MODEL))
+    model.train(data=fault_data, project=str(tmp_path), name="r", imgsz=50, epochs=1, batch=4, workers=0,
+                device="cpu", plots=False, val=False, warmup_epochs=0)
+    assert any("imgsz=50 must be a multiple of max stride 32, updating to 64" in m for m in log_messages)
     tr = model.trainer
     assert tr.args.imgsz == 64 and tr.train_loader.dataset.imgsz == 64 and tr.validator.args.imgsz == 64
     from ultralytics.utils.checkpoint import read_checkpoint

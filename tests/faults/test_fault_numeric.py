@@ -4,7 +4,6 @@ with last.pt from the last good epoch (or say that none finished), and resume go
 
 from __future__ import annotations
 
-import logging
 
 import pytest
 import torch
@@ -12,7 +11,6 @@ import torch
 from ultralytics import YOLO
 from ultralytics.engine import trainer as trainer_mod
 from ultralytics.nn.tasks import DetectionModel
-from ultralytics.utils import LOGGER
 from ultralytics.utils.checkpoint import read_checkpoint
 
 from .helpers import TINY, TINY_MODEL, read_rows
@@ -49,20 +47,6 @@ class Faulty:
 
 
 @pytest.fixture
-def log():
-    msgs = []
-
-    class H(logging.Handler):
-        def emit(self, r):
-            msgs.append(r.getMessage())
-
-    h = H()
-    LOGGER.addHandler(h)
-    yield msgs
-    LOGGER.removeHandler(h)
-
-
-@pytest.fixture
 def step_spy(monkeypatch):
     """Records, at every optimizer step taken, whether all gradients were finite."""
     seen = []
@@ -81,13 +65,13 @@ def _finite(sd: dict) -> bool:
     return all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())
 
 
-def test_single_bad_batches_are_skipped(fault_data, tmp_path, monkeypatch, log, step_spy, faults):
+def test_single_bad_batches_are_skipped(fault_data, tmp_path, monkeypatch, log_messages, step_spy, faults):
     """A NaN loss (batch 2), an inf loss (batch 4) and NaN gradients with a finite loss (batch 6): each is
     skipped with a warning naming epoch and batch; the run finishes with finite weights and results."""
     Faulty(monkeypatch, plan={2: "nan", 4: "inf", 6: "nan_grad"})
     model = YOLO(str(TINY_MODEL))
     model.train(data=fault_data, project=str(tmp_path), name="skip", **TINY)
-    warns = [m for m in log if m.startswith("WARNING: non-finite")]
+    warns = [m for m in log_messages if m.startswith("WARNING: non-finite")]
     assert warns == ["WARNING: non-finite loss at epoch 1, batch 1: step skipped (1 in a row)",
                      "WARNING: non-finite loss at epoch 2, batch 0: step skipped (1 in a row)",
                      "WARNING: non-finite gradients at epoch 2: optimizer step skipped (1 in a row)"]
