@@ -14,10 +14,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ultralytics.utils import LOGGER
+
+if TYPE_CHECKING:  # the annotation only; labels.py imports this module
+    from ultralytics.data.labels import LabelReport
 
 CACHE_VERSION = 1
 
@@ -88,7 +92,7 @@ def load_cache(path: Path, key: str) -> tuple[list[dict], dict] | None:
 
 
 def scan_labels(im_files: list[str], label_files: list[str], nc: int, cache_path: Path | None,
-                prefix: str = "") -> tuple[list[dict], "LabelReport"]:
+                prefix: str = "") -> tuple[list[dict], LabelReport]:
     """Verified labels of the images (from the cache when it is current, else scanned and cached).
 
     Returns the kept records ({'im_file', 'shape', 'cls' (n,), 'bboxes' (n, 4) xywh}) and the LabelReport.
