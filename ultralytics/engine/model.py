@@ -32,8 +32,26 @@ class YOLO:
             self.model.has_weights = True  # training starts from these weights
             self.ckpt_path = model
             self.cfg = self.model.yaml.get("yaml_file")
+        elif suffix in (".onnx", ".torchscript"):
+            from ultralytics.nn.backend import load_inference_model
+
+            self.model = load_inference_model(model)  # predict and val only
+            self.ckpt_path, self.cfg = model, None
         else:
-            raise UserError(f"model '{model}' must be a model YAML (.yaml) or a checkpoint (.pt)")
+            raise UserError(f"model '{model}' must be a model YAML (.yaml), a checkpoint (.pt) or an exported "
+                            f"model (.onnx, .torchscript); got suffix '{suffix}'")
+
+    @property
+    def exported(self) -> bool:
+        """True for a model read from an .onnx or .torchscript file (predict, val and benchmark only)."""
+        from ultralytics.nn.backend import ExportedModel
+
+        return isinstance(self.model, ExportedModel)
+
+    def _needs_pytorch(self, what: str) -> None:
+        if self.exported:
+            raise UserError(f"{what} needs the PyTorch model: '{self.ckpt_path}' is an exported "
+                            f"{self.model.format} file (predict, val and benchmark only); use its .pt")
 
     # --- the model itself -------------------------------------------------------------------------
     @property
@@ -46,19 +64,23 @@ class YOLO:
 
     def info(self, detailed: bool = False, verbose: bool = True):
         """Print the summary line; return (layers, parameters, gradients, GFLOPs)."""
+        self._needs_pytorch("info()")
         return self.model.info(detailed=detailed, verbose=verbose)
 
     def fuse(self) -> "YOLO":
+        self._needs_pytorch("fuse()")
         self.model.eval().fuse()
         return self
 
     def load(self, weights: str | Path = "yolov10n.pt") -> "YOLO":
         """Copy every tensor whose name and shape match from a checkpoint (prints how many)."""
+        self._needs_pytorch("load()")
         transfer_weights(self.model, weights)
         self.model.has_weights = True
         return self
 
     def save(self, path: str | Path = "model.pt") -> Path:
+        self._needs_pytorch("save()")
         return save_model(self.model, path)
 
     # --- modes ------------------------------------------------------------------------------------
@@ -66,6 +88,7 @@ class YOLO:
         """Train with cfg/default.yaml <- kwargs; returns the final validation metrics."""
         from ultralytics.models.yolo.detect import DetectionTrainer
 
+        self._needs_pytorch("train()")
         if kwargs.get("resume") is True:
             if not self.ckpt_path:
                 raise UserError("resume=True needs a model loaded from a checkpoint, e.g. "
@@ -101,6 +124,32 @@ class YOLO:
         """
         from ultralytics.models.yolo.detect import DetectionPredictor
 
+        if self.exported and "imgsz" not in kwargs:
+            kwargs["imgsz"] = self.model.imgsz  # the size it was exported at
         return DetectionPredictor(overrides=kwargs)(source=source, model=self.model)
 
     __call__ = predict
+
+    def export(self, **kwargs) -> str:
+        """Write the fused model as ONNX or TorchScript; returns the file's path (see engine/exporter.py).
+
+        kwargs: format ('torchscript' or 'onnx'), imgsz, batch (default 1), dynamic, half (CUDA), opset,
+        simplify, nms (False only), max_det, device. best.pt -> best.onnx beside it.
+        """
+        from ultralytics.engine.exporter import Exporter
+
+        self._needs_pytorch("export()")
+        train_args = getattr(self.model, "args", None) or {}
+        train_args = train_args if isinstance(train_args, dict) else vars(train_args)
+        if "imgsz" not in kwargs and isinstance(train_args.get("imgsz"), int):
+            kwargs["imgsz"] = train_args["imgsz"]  # the size it was trained at, as upstream
+        return Exporter(kwargs)(self.model, self.ckpt_path)
+
+    def benchmark(self, **kwargs):
+        """Latency of this model (fused, one-to-one head); returns the rows written to benchmark.csv.
+
+        kwargs: imgsz, batch, half, device, warmup_runs, timed_runs, project, name (see analysis/benchmark.py).
+        """
+        from ultralytics.analysis.benchmark import benchmark
+
+        return benchmark([self], **kwargs)

@@ -1,0 +1,163 @@
+"""One inference interface over a .pt, .onnx or .torchscript file, for predict and val.
+
+`load_inference_model(path)` returns an nn.Module with DetectionModel's inference interface:
+forward(x: (B, 3, H, W) float 0..1 RGB) -> (B, K, 6) x1, y1, x2, y2 (input pixels), score, class, best first;
+`.names` {id: name}, `.nc`, `.stride` (tensor of the level strides, `.max()` is the largest), `.args` (the
+settings it was trained with, as far as known: data, imgsz), `.to(device)`, `.eval()`, `.half()`, `.float()`.
+A .pt gives the DetectionModel itself; .onnx runs through onnxruntime and .torchscript through torch.jit.
+
+A file exported with fixed shapes (dynamic=False) takes inputs up to its batch and image size: a smaller
+image is padded at the right and bottom with the letterbox grey (boxes keep their coordinates), a batch is
+run in chunks of the exported batch size (the last chunk padded). A larger image is a UserError.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ultralytics.utils import UserError
+
+SUFFIXES = (".pt", ".onnx", ".torchscript")
+PAD_VALUE = 114 / 255  # the letterbox grey
+
+
+def load_inference_model(path: str | Path, verbose: bool = False) -> nn.Module:
+    """A model file -> an nn.Module that predicts (B, K, 6); the file type is read from the suffix."""
+    path = Path(str(path))
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise UserError(f"model file '{path}' has an unknown format '{suffix}': use one of {', '.join(SUFFIXES)}")
+    if not path.is_file():
+        raise UserError(f"model file '{path}' not found")
+    if suffix == ".pt":
+        from ultralytics.nn.weights import load_model
+
+        return load_model(path, verbose=verbose)[0]
+    return (OnnxModel if suffix == ".onnx" else TorchScriptModel)(path)
+
+
+class ExportedModel(nn.Module):
+    """Common part of the file-backed models: metadata -> names/stride/args, fixed-shape handling."""
+
+    format = ""
+    is_fused = True  # exported graphs are fused: callers must not try to fuse them again
+
+    def __init__(self, file: Path, metadata: dict):
+        super().__init__()
+        from ultralytics.engine.exporter import METADATA_KEYS
+
+        missing = [k for k in METADATA_KEYS if k not in metadata]
+        if missing:
+            raise UserError(f"{self.format} file '{file}' lacks the metadata this project writes on export "
+                            f"(missing: {', '.join(missing)}): it was not exported by this project, or was edited. "
+                            f"Re-export it: YOLO('best.pt').export(format='{self.format.lower()}')")
+        if metadata["task"] != "detect":
+            raise UserError(f"{self.format} file '{file}' is a '{metadata['task']}' model; only detect is supported")
+        self.file, self.metadata = file, metadata
+        self.names = {int(k): str(v) for k, v in metadata["names"].items()}
+        stride = int(metadata["stride"])
+        self.register_buffer("stride", torch.tensor([stride / 4, stride / 2, stride], dtype=torch.float32),
+                             persistent=False)
+        self.imgsz = [int(s) for s in metadata["imgsz"]]  # [h, w] it was exported at
+        self.batch = int(metadata["batch"])
+        self.dynamic = bool(metadata["dynamic"])
+        self.args = {"imgsz": max(self.imgsz), **({"data": metadata["data"]} if metadata.get("data") else {})}
+        self.yaml = {"yaml_file": f"{metadata.get('model', file.stem)}.yaml"}
+
+    @property
+    def nc(self) -> int:
+        return len(self.names)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, H, W) -> (B, K, 6) on x's device and dtype."""
+        if self.dynamic:
+            return self._run(x).to(x.device, x.dtype)
+        b, _, h, w = x.shape
+        (H, W), n = self.imgsz, self.batch
+        if h > H or w > W:
+            raise UserError(f"{self.format} file '{self.file}' was exported for images of at most {H}x{W} "
+                            f"(dynamic=False) but got {h}x{w}: predict/val with imgsz={max(H, W)} or lower, or "
+                            "re-export with dynamic=True")
+        if (h, w) != (H, W):
+            x = torch.nn.functional.pad(x, (0, W - w, 0, H - h), value=PAD_VALUE)
+        outs = []
+        for i in range(0, b, n):
+            chunk = x[i:i + n]
+            if len(chunk) < n:
+                chunk = torch.cat((chunk, chunk.new_full((n - len(chunk), *chunk.shape[1:]), PAD_VALUE)))
+            outs.append(self._run(chunk)[: min(n, b - i)])
+        return torch.cat(outs).to(x.device, x.dtype)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class OnnxModel(ExportedModel):
+    """An .onnx file run by onnxruntime (CUDA when the input is on a GPU and onnxruntime-gpu is installed)."""
+
+    format = "ONNX"
+
+    def __init__(self, file: Path):
+        from ultralytics.engine.exporter import require
+
+        ort = require("onnxruntime", f"running '{file}'")
+        self._ort = ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # the same threads as a PyTorch run
+        self._options = options
+        try:
+            self.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
+            raise UserError(f"onnxruntime cannot load '{file}': {str(e).splitlines()[0][:300]}") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            metadata = {k: json.loads(v) for k, v in meta.items()}
+        except json.JSONDecodeError:
+            metadata = {}
+        super().__init__(file, metadata)
+        inp = self.session.get_inputs()[0]
+        self.input_name, self.input_type = inp.name, inp.type
+        self.dynamic = not all(isinstance(d, int) for d in inp.shape)  # the graph is the truth
+        self._cuda = False
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda and not self._cuda and "CUDAExecutionProvider" in self._ort.get_available_providers():
+            self.session = self._ort.InferenceSession(str(self.file), self._options,
+                                                      providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+            self._cuda = True
+        dtype = np.float16 if self.input_type == "tensor(float16)" else np.float32
+        y = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype(dtype, copy=False)})[0]
+        return torch.from_numpy(y)
+
+
+class TorchScriptModel(ExportedModel):
+    """A .torchscript file run by torch.jit (the trace follows the input's shape)."""
+
+    format = "TorchScript"
+
+    def __init__(self, file: Path):
+        import warnings
+
+        extra = {"config.txt": ""}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, still the runtime
+                ts = torch.jit.load(str(file), map_location="cpu", _extra_files=extra)
+        except Exception as e:  # torch raises RuntimeError / ValueError for files it cannot read
+            raise UserError(f"torch.jit cannot load '{file}': {str(e).splitlines()[0][:300]}") from None
+        try:
+            metadata = json.loads(extra["config.txt"] or "{}")
+        except json.JSONDecodeError:
+            metadata = {}
+        super().__init__(file, metadata)
+        self.ts = ts.eval()
+        self.dynamic = True
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        p = next(self.ts.parameters(), None)
+        return self.ts(x.to(p.dtype) if p is not None else x)
