@@ -16,7 +16,7 @@ import torch.nn as nn
 from ultralytics.utils import UserError
 
 
-def load_detection_model(model, device: torch.device | None = None):
+def load_detection_model(model, device: torch.device | None = None, freeze: bool = True):
     """A DetectionModel in eval mode (float32, on `device`) from a YAML/.pt path, a YOLO object or a model.
 
     User-registered modules work like any other row (they resolve through the registry when the YAML is read).
@@ -35,7 +35,7 @@ def load_detection_model(model, device: torch.device | None = None):
     model = model.float().eval()
     if device is not None:
         model = model.to(device)
-    for p in model.parameters():
+    for p in model.parameters() if freeze else ():
         p.requires_grad_(False)  # the tools differentiate w.r.t. inputs and activations only
     return model
 

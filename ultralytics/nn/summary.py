@@ -56,7 +56,11 @@ def model_info(model: nn.Module, detailed: bool = False, verbose: bool = True, i
     n_p = sum(p.numel() for p in model.parameters())
     n_g = sum(p.numel() for p in model.parameters() if p.requires_grad)
     flops = count_flops(model, imgsz)
-    if detailed:
+    if detailed and isinstance(getattr(model, "model", None), nn.Sequential):  # one line per YAML row
+        from ultralytics.analysis.profile import profile_table
+
+        LOGGER.info(profile_table(model, imgsz))
+    elif detailed:
         LOGGER.info(f"{'layer':>5} {'name':>40} {'gradient':>9} {'parameters':>12} {'shape':>20}")
         for i, (name, p) in enumerate(model.named_parameters()):
             LOGGER.info(f"{i:5g} {name:>40} {str(p.requires_grad):>9} {p.numel():12g} {str(list(p.shape)):>20}")
