@@ -6,7 +6,9 @@
         data=shapes.yaml epochs=30 imgsz=320
 
 Prints a table of the runs and of the groups of seeds (mean ± std, Welch t-test against the baseline), and
-writes runs/compare/compare.csv, compare_groups.csv, compare.md and compare.png. See docs/06-comparing-runs.md.
+writes runs/compare/compare.csv, compare_groups.csv, compare.md, compare.png and report.html (one self-contained
+page: tables, curves, cost and latency, AP per size, and the ERF with --erf runs/erf/exp/erf.csv). See
+docs/06-comparing-runs.md and docs/08-is-my-module-helping.md.
 """
 
 import os

@@ -16,6 +16,7 @@ from pathlib import Path
 from ultralytics.utils import LOGGER, UserError
 
 DEFAULT_OUT = "runs/compare"
+DEFAULT_BENCH = "runs/benchmark/*/benchmark.csv"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="best-epoch metric tested between groups (default mAP50-95)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the test (default 0.05)")
     p.add_argument("--no-plot", action="store_true", help="do not draw compare.png")
+    p.add_argument("--erf", metavar="CSV", help="an erf.csv of erf.py: its area ratios and erf.png go into report.html")
+    p.add_argument("--bench", metavar="GLOB", default=DEFAULT_BENCH,
+                   help=f"benchmark.csv files whose latency goes into report.html (default {DEFAULT_BENCH})")
     p.add_argument("--train", nargs="+", metavar="MODEL", help="model YAMLs to train with the same settings and seeds")
     p.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED", help="seeds for --train (default 0)")
     return p
@@ -81,12 +85,16 @@ def _main(argv: list[str]) -> int:
         if not args.runs:
             raise UserError("give run directories or a glob to compare, e.g. python compare.py 'runs/train/*'")
         patterns = args.runs
-    return compare_and_report(patterns, args.baseline, args.out, args.metric, args.alpha, not args.no_plot)
+    if args.erf and not Path(args.erf).is_file():
+        raise UserError(f"--erf {args.erf}: file not found (erf.py writes runs/erf/expN/erf.csv)")
+    return compare_and_report(patterns, args.baseline, args.out, args.metric, args.alpha, not args.no_plot,
+                              erf=args.erf, bench=args.bench)
 
 
 def compare_and_report(patterns: list[str], baseline: str | None = None, out: str | Path = DEFAULT_OUT,
-                       metric: str = "mAP50-95", alpha: float = 0.05, plot: bool = True) -> int:
-    """Read, compare, print and write the reports; 1 (and a message) when no usable run was found."""
+                       metric: str = "mAP50-95", alpha: float = 0.05, plot: bool = True, erf: str | None = None,
+                       bench: str = DEFAULT_BENCH) -> int:
+    """Read, compare, print and write the reports (and report.html); 1 (and a message) when no usable run was found."""
     from ultralytics.compare.core import build_comparison
     from ultralytics.compare.report import render_text, write_reports
     from ultralytics.compare.runs import read_runs
@@ -101,5 +109,8 @@ def compare_and_report(patterns: list[str], baseline: str | None = None, out: st
     comp = build_comparison(runs, baseline, metric, alpha)
     LOGGER.info(render_text(comp))
     paths = write_reports(comp, out, plot=plot)
+    from ultralytics.compare.html import write_html
+
+    paths["html"] = write_html(comp, out, paths.get("png"), bench, erf)
     LOGGER.info("Written: " + ", ".join(str(p) for p in paths.values()))
     return 0

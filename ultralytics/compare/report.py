@@ -63,6 +63,12 @@ def markdown_table(headers: list[str], rows: list[list[str]], right: set[int] = 
 
 def runs_table(comp: Comparison) -> str:
     """One line per run: cost, epochs, best and final metrics, time, throughput, Δ to the baseline run."""
+    headers, rows = runs_table_cells(comp)
+    return markdown_table(headers, rows, right=set(range(2, 14)))
+
+
+def runs_table_cells(comp: Comparison) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows of formatted cells) of the runs table (text, Markdown and HTML reports)."""
     m = comp.metric
     headers = ["run", "model", "params", "GFLOPs", "epochs", "best mAP50", "best mAP50-95", "final P", "final R",
                "final mAP50", "final mAP50-95", "time", "img/s", f"Δ {m}"]
@@ -77,11 +83,17 @@ def runs_table(comp: Comparison) -> str:
                      fmt_num(x["best_mAP50"]), fmt_num(x["best_mAP50-95"]), fmt_num(x["final_precision"]),
                      fmt_num(x["final_recall"]), fmt_num(x["final_mAP50"]), fmt_num(x["final_mAP50-95"]),
                      fmt_time(x["time_s"]), fmt_num(x["images_per_s"], 1), delta])
-    return markdown_table(headers, rows, right=set(range(2, 14)))
+    return headers, rows
 
 
 def groups_table(comp: Comparison) -> str:
     """One line per group of seeds: mean ± std, the difference to the baseline group, its CI and p-value."""
+    headers, rows = groups_table_cells(comp)
+    return markdown_table(headers, rows, right={1, 2, 3, 4, 5, 6, 7})
+
+
+def groups_table_cells(comp: Comparison) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows of formatted cells) of the groups table."""
     m = comp.metric
     headers = ["group", "seeds", "params", "GFLOPs", "best mAP50", "best mAP50-95", f"Δ {m} [95% CI]", "p", "verdict"]
     rows = []
@@ -97,7 +109,7 @@ def groups_table(comp: Comparison) -> str:
         rows.append([label, seeds, fmt_int(x["params"]), fmt_num(x["gflops"], 1),
                      _pm(x["best_mAP50_mean"], x["best_mAP50_std"]),
                      _pm(x["best_mAP50-95_mean"], x["best_mAP50-95_std"]), delta, p, x["verdict"]])
-    return markdown_table(headers, rows, right={1, 2, 3, 4, 5, 6, 7})
+    return headers, rows
 
 
 def _pm(mean: float, std: float) -> str:
