@@ -355,12 +355,16 @@ def _parse_value(key: str, value: str) -> Any:
 
 
 HELP = """
-Usage: yolo [TASK] MODE key=value ...   (TASK: detect; MODE: train, val, predict, export)
+Usage: yolo [TASK] MODE key=value ...   (TASK: detect; MODE: train, val, predict, export, benchmark)
 
   yolo train model=yolov10n.yaml data=shapes.yaml epochs=3 imgsz=320
   yolo train model=yolov10n-LSKA.yaml data=shapes.yaml batch=8 device=cpu name=lska
   yolo val model=runs/train/exp/weights/best.pt data=shapes.yaml
   yolo predict model=runs/train/exp/weights/best.pt source=path/to/images conf=0.25
+  yolo predict model=best.pt source=video.mp4 vid_stride=2     (annotated video to runs/detect/predict)
+  yolo export model=runs/train/exp/weights/best.pt format=onnx imgsz=640 dynamic=True
+  yolo val model=runs/train/exp/weights/best.onnx data=shapes.yaml
+  yolo benchmark model=yolov10n.yaml,yolov10n-LSKA.yaml imgsz=640 batch=1 device=cpu
   yolo cfg      print every setting with its default, type and meaning
   yolo help     print this message
 
@@ -416,6 +420,10 @@ def entrypoint(argv: list[str] | None = None) -> Any:
     mode = args.mode
     if not args.model:
         raise UserError(f"'yolo {mode}' needs a model, e.g. model=yolov10n.yaml or model=path/to/best.pt")
+    if mode == "benchmark":  # several models side by side: model=a.yaml,b.yaml
+        from ultralytics.analysis.benchmark import benchmark
+
+        return benchmark(args.model, **{k: v for k, v in overrides.items() if k not in ("mode", "model")})
     from ultralytics import YOLO
 
     if not callable(getattr(YOLO, mode, None)):

@@ -1,0 +1,42 @@
+"""Inference latency as papers report it: set the models below, then run `python benchmark.py`.
+
+Any setting can be overridden on the command line:
+
+    python benchmark.py model=yolov10n.yaml,runs/train/exp/weights/best.onnx imgsz=640 batch=1 device=0
+
+Each model (a YAML, a .pt, an .onnx or a .torchscript file) is fused (one-to-one head), warmed up, and timed
+over `timed_runs` forward passes (CUDA synchronised around each); the table goes to
+runs/benchmark/expN/benchmark.csv with params and GFLOPs of the inference graph. Time on an idle machine.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train.py; set before torch is imported
+
+from ultralytics.analysis.benchmark import benchmark  # noqa: E402
+from ultralytics.cfg import parse_key_value_args  # noqa: E402
+from ultralytics.utils import UserError  # noqa: E402
+
+MODELS = [  # compared side by side; YAMLs time random weights, which run exactly as fast as trained ones
+    "ultralytics/cfg/models/v10/yolov10n.yaml",
+    "ultralytics/cfg/models/v10/yolov10n-LSKA.yaml",
+    "ultralytics/cfg/models/v10/yolov10n-PSALSKA.yaml",
+]
+
+if __name__ == "__main__":
+    try:
+        overrides = parse_key_value_args(sys.argv[1:])
+        settings = dict(
+            imgsz=640,
+            batch=1,
+            half=False,  # FP16 (CUDA only)
+            device="",  # '' = CUDA when present, else CPU; '0' = the first GPU; 'cpu'
+            warmup_runs=10,
+            timed_runs=50,
+            project="runs/benchmark",
+            name="exp",
+        )
+        benchmark(overrides.pop("model", None) or MODELS, **{**settings, **overrides})
+    except UserError as e:
+        sys.exit(f"ERROR: {e}")
