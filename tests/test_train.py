@@ -93,34 +93,35 @@ def test_resume_finished_run_is_refused(full_run):
 
 def test_nan_loss_is_skipped_then_stops(tiny_data, tmp_path, monkeypatch):
     from ultralytics.engine import trainer as trainer_mod
-    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils.loss import v10DetectLoss
 
-    real_loss = DetectionModel.loss
+    real_loss = v10DetectLoss.__call__  # the trainer's criterion; validation calls it under no_grad
     calls = {"n": 0}
 
-    def flaky_loss(self, batch, preds=None):
+    def flaky_loss(self, preds, batch):
         calls["n"] += 1
-        loss, items = real_loss(self, batch, preds)
-        if self.training and calls["n"] == 2:  # one bad batch in epoch 1
+        loss, items = real_loss(self, preds, batch)
+        if torch.is_grad_enabled() and calls["n"] == 2:  # one bad batch in epoch 1
             return loss * float("nan"), items
         return loss, items
 
-    monkeypatch.setattr(DetectionModel, "loss", flaky_loss)
+    monkeypatch.setattr(v10DetectLoss, "__call__", flaky_loss)
     YOLO("yolov10n.yaml").train(data=tiny_data, project=str(tmp_path), name="nan1", **{**TINY, "epochs": 1})
     assert len(rows(tmp_path / "nan1")) == 1
 
-    def always_nan(self, batch, preds=None):
-        loss, items = real_loss(self, batch, preds)
-        return (loss * float("nan"), items) if self.training and self.nan_now else (loss, items)
+    state = {"nan_now": False}
 
-    monkeypatch.setattr(DetectionModel, "loss", always_nan)
-    monkeypatch.setattr(DetectionModel, "nan_now", False, raising=False)
+    def always_nan(self, preds, batch):
+        loss, items = real_loss(self, preds, batch)
+        return (loss * float("nan"), items) if torch.is_grad_enabled() and state["nan_now"] else (loss, items)
+
+    monkeypatch.setattr(v10DetectLoss, "__call__", always_nan)
     monkeypatch.setattr(trainer_mod, "MAX_BAD_STEPS", 3)
     original = trainer_mod.BaseTrainer.save_model
 
     def save_then_break(self, epoch, improved, row):
         original(self, epoch, improved, row)
-        self.model.nan_now = True  # every batch after epoch 1 is NaN
+        state["nan_now"] = True  # every batch after epoch 1 is NaN
 
     monkeypatch.setattr(trainer_mod.BaseTrainer, "save_model", save_then_break)
     with pytest.raises(trainer_mod.NonFiniteLossError, match="NaN/inf for 3 batches"):

@@ -211,15 +211,18 @@ def test_training_mode_accumulates_loss(oracle, data, tmp_path):
     args = get_cfg(overrides={**ARGS, "data": str(data)})
     d = check_det_dataset(str(data))
     loader = build_dataloader(build_yolo_dataset(args, d["val"], 2, d, mode="val", rect=True), 2, 0, shuffle=False)
-    oracle.table, oracle.args = None, args
-    trainer = SimpleNamespace(device=torch.device("cpu"), data=d, ema=None, model=oracle, amp=False)
+    oracle.table = None
+    from ultralytics.utils.loss import v10DetectLoss
+
+    trainer = SimpleNamespace(device=torch.device("cpu"), data=d, ema=None, model=oracle, amp=False,
+                              criterion=v10DetectLoss(oracle.model[-1], args))
     v = DetectionValidator(loader, save_dir=tmp_path / "train", args=args)
     try:
         m = v(trainer=trainer)
         first = v.loss.clone()
         v(trainer=trainer)  # called every epoch: the loss restarts from zero
     finally:
-        oracle.table, oracle.args = {}, None
+        oracle.table = {}
     assert v.loss.shape == (3,) and torch.isfinite(v.loss).all() and (v.loss > 0).all()
     assert torch.allclose(v.loss, first)
     assert 0 <= m.box.map <= 1 and v.seen == 4

@@ -112,13 +112,15 @@ def install_write_fault(fault: dict) -> None:
 
 
 def install_batch_fault(fault: dict, ready: str | None) -> None:
-    """Patch DetectionModel.loss to die (or wait for SIGINT) at the k-th training batch."""
-    from ultralytics.nn.tasks import DetectionModel
+    """Patch the trainer's criterion (v10DetectLoss) to die (or wait for SIGINT) at the k-th training batch."""
+    import torch
 
-    real_loss, counts, k = DetectionModel.loss, {"n": 0}, int(fault["batch"])
+    from ultralytics.utils.loss import v10DetectLoss
 
-    def loss(self, batch, preds=None):
-        if self.training and preds is None:
+    real_loss, counts, k = v10DetectLoss.__call__, {"n": 0}, int(fault["batch"])
+
+    def loss(self, preds, batch):
+        if torch.is_grad_enabled():  # a training step (validation runs under no_grad)
             counts["n"] += 1
             if counts["n"] == k:
                 if fault["kind"] == "kill_batch":
@@ -128,9 +130,9 @@ def install_batch_fault(fault: dict, ready: str | None) -> None:
                 while time.time() < deadline:
                     time.sleep(0.02)
                 raise SystemExit("no SIGINT arrived within 60 s")
-        return real_loss(self, batch, preds)
+        return real_loss(self, preds, batch)
 
-    DetectionModel.loss = loss
+    v10DetectLoss.__call__ = loss
 
 
 def install_val_fault(fault: dict) -> None:

@@ -10,8 +10,8 @@ import torch
 
 from ultralytics import YOLO
 from ultralytics.engine import trainer as trainer_mod
-from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.checkpoint import read_checkpoint
+from ultralytics.utils.loss import v10DetectLoss
 
 from .helpers import TINY, TINY_MODEL, read_rows
 
@@ -19,17 +19,17 @@ NAN = float("nan")
 
 
 class Faulty:
-    """Patches DetectionModel.loss: plan {training-batch number (1-based): 'nan' | 'inf' | 'nan_grad'};
-    from_batch makes every batch from that number on NaN (until `healed`)."""
+    """Patches the trainer's criterion (v10DetectLoss.__call__): plan {training-batch number (1-based): 'nan' |
+    'inf' | 'nan_grad'}; from_batch makes every batch from that number on NaN (until `healed`)."""
 
     def __init__(self, monkeypatch, plan: dict | None = None, from_batch: int | None = None, grad: bool = False):
         self.plan, self.from_batch, self.grad, self.n, self.healed = plan or {}, from_batch, grad, 0, False
-        real = DetectionModel.loss
+        real = v10DetectLoss.__call__
         faulty = self
 
-        def loss(model, batch, preds=None):
-            out, items = real(model, batch, preds)
-            if not model.training or preds is not None:
+        def loss(criterion, preds, batch):
+            out, items = real(criterion, preds, batch)
+            if not torch.is_grad_enabled():  # validation losses (under no_grad) stay as they are
                 return out, items
             faulty.n += 1
             what = faulty.plan.get(faulty.n)
@@ -43,7 +43,7 @@ class Faulty:
                 out.register_hook(lambda g: g * NAN)
             return out, items
 
-        monkeypatch.setattr(DetectionModel, "loss", loss)
+        monkeypatch.setattr(v10DetectLoss, "__call__", loss)
 
 
 @pytest.fixture

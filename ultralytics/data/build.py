@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
-from torch.utils.data.distributed import DistributedSampler
 
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.utils import LOGGER, UserError, colorstr
@@ -36,6 +35,45 @@ class EpochSampler(Sampler):
     def __len__(self) -> int:
         """Number of indices per epoch."""
         return self.n
+
+
+class DistributedEpochSampler(Sampler):
+    """This rank's share of EpochSampler's (seed, epoch) order, cut so that the ranks' step-k batches together
+    are the step-k batch of one process with the global batch `batch * world_size`.
+
+    Global batch k is order[k*B:(k+1)*B] (B = batch * world_size); rank r takes its r-th equal slice. The
+    order is padded (from its start) to a multiple of world_size so every rank gets the same number of
+    batches (no rank waits in a collective the others never reach).
+    """
+
+    def __init__(self, n: int, batch: int, world_size: int, rank: int, shuffle: bool = True, seed: int = 0):
+        """n: dataset length; batch: images per rank and step."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        self.order = EpochSampler(n, shuffle=shuffle, seed=seed)
+        self.n, self.batch, self.world, self.rank = n, int(batch), int(world_size), int(rank)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the permutation of this epoch."""
+        self.order.set_epoch(epoch)
+
+    def __iter__(self):
+        """Indices of this rank for the current epoch, batch after batch."""
+        order = list(self.order)
+        padded = math.ceil(self.n / self.world) * self.world
+        order += order[: padded - self.n]
+        big = self.batch * self.world
+        out = []
+        for k in range(0, padded, big):
+            chunk = order[k:k + big]
+            share = len(chunk) // self.world  # every chunk is a multiple of world_size long
+            out += chunk[self.rank * share:(self.rank + 1) * share]
+        return iter(out)
+
+    def __len__(self) -> int:
+        """Indices of this rank per epoch."""
+        padded = math.ceil(self.n / self.world) * self.world
+        return padded // self.world
 
 
 class EpochBatchSampler:
@@ -137,22 +175,21 @@ def seed_worker(worker_id: int) -> None:
 
 
 def build_dataloader(dataset, batch: int, workers: int, shuffle: bool = True, rank: int = -1,
-                     seed: int = 0) -> InfiniteDataLoader:
-    """Loader over `dataset`: workers clipped to CPUs and batch; DistributedSampler when rank != -1."""
+                     seed: int = 0, world_size: int = 1) -> InfiniteDataLoader:
+    """Loader over `dataset` (batch = images per process): workers clipped to the CPUs per process and to
+    batch; a DistributedEpochSampler when rank != -1. Workers live across epochs; pinned memory on CUDA."""
     if getattr(dataset, "rect", False) and shuffle:
         LOGGER.warning("WARNING ⚠️ rect batches cannot be shuffled; shuffle=False")
         shuffle = False
     batch = max(1, min(int(batch), len(dataset)))
-    nd = max(torch.cuda.device_count(), 1)
+    nd = max(torch.cuda.device_count(), int(world_size), 1)  # processes sharing this machine's CPUs
     nw = max(0, min((os.cpu_count() or 1) // nd, int(workers), batch if batch > 1 else 0))
     if rank == -1:
         sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed)
     else:
-        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else int(
-            os.environ.get("WORLD_SIZE", 1))
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed)
+        sampler = DistributedEpochSampler(len(dataset), batch, world_size, rank, shuffle=shuffle, seed=seed)
     g = torch.Generator()
-    g.manual_seed(6148914691236517205 + int(seed) + max(rank, 0))
+    g.manual_seed(6148914691236517205 + int(seed) + max(rank, 0))  # per-rank worker seeds from (seed, rank)
     return InfiniteDataLoader(dataset, batch, sampler, num_workers=nw, pin_memory=torch.cuda.is_available(),
                               collate_fn=getattr(dataset, "collate_fn", None), worker_init_fn=seed_worker,
                               generator=g)

@@ -1,13 +1,20 @@
-"""BaseTrainer: the epoch loop, optimisation, EMA, checkpoints, results.csv and exact resume.
+"""BaseTrainer: the epoch loop, optimisation, EMA, checkpoints, results.csv and exact resume, in one process or
+as one rank of a torchrun group (DistributedDataParallel).
 
-Task specifics (datasets, model, validator, plots) live in the subclass (models/yolo/detect/train.py).
-Every file write and log line happens on rank 0; data order and augmentation derive from (seed, epoch).
+Task specifics (datasets, model, criterion, validator, plots) live in the subclass (models/yolo/detect/train.py).
+A step is `loss, items = criterion(model(img), batch)`: the forward runs through whatever wraps the model
+(DDP, torch.compile); the criterion stays eager. Every file write, log line and validation happens on
+rank 0; data order and augmentation derive from (seed, epoch); decisions that end the loop are broadcast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
+import signal
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +27,7 @@ from ultralytics import __version__
 from ultralytics.cfg import get_cfg
 from ultralytics.engine.results_log import ResultsLog
 from ultralytics.utils import LOGGER, RANK, UserError, colorstr
+from ultralytics.utils import dist
 from ultralytics.utils.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
 from ultralytics.utils.files import atomic_torch_save, atomic_write_text, increment_path
 from ultralytics.utils.torch_utils import (EarlyStopping, ModelEMA, autocast, build_optimizer, de_parallel,
@@ -38,17 +46,34 @@ class BaseTrainer:
             overrides["resume"] = get_cfg(overrides={"mode": "train", **overrides}).resume  # bad values named first
             overrides = self._resume_overrides(overrides)
         self.args = get_cfg(overrides={"mode": "train", **overrides})
-        self.device = select_device(self.args.device, self.args.batch)
+        self.launch = dist.launch_needed(self.args.device)  # device=0,1 outside torchrun: start torchrun
+        self.world_size = dist.env_world_size()
+        if dist.under_torchrun():  # settings checked before anything is written or joined
+            self.device = dist.process_device(self.args.device, self.args.batch)
+        else:
+            self.device = select_device(self.args.device, self.args.batch)
+        if self.resume_ckpt is not None:
+            saved = int(self.resume_ckpt.get("world_size", 1))
+            if saved != (len(dist.cuda_ids(self.args.device)) if self.launch else self.world_size):
+                raise UserError(f"resume='{self.args.resume}': that run trained with world size {saved}; resume it "
+                                f"with the same number of processes (now {self.world_size}) so no image is lost "
+                                "or repeated")
+        self.backend = dist.setup(self.device) if self.world_size > 1 else None
+        self.rank = dist.rank()
         self.amp = bool(self.args.amp) and self.device.type == "cuda"
-        init_seeds(self.args.seed + 1 + max(RANK, 0), deterministic=self.args.deterministic)
+        init_seeds(self.args.seed + 1 + max(self.rank, 0), deterministic=self.args.deterministic)
         if self.resume_ckpt is not None:
             self.save_dir = Path(self.resume_ckpt["save_dir"])
+        elif os.environ.get(dist.SAVE_DIR_ENV):  # a process of launch(): the launcher claimed the directory
+            self.save_dir = Path(os.environ[dist.SAVE_DIR_ENV])
         else:
             project = Path(self.args.project or "runs/train")
-            self.save_dir = increment_path(project / (self.args.name or "exp"), exist_ok=self.args.exist_ok)
+            claim = self.rank in (-1, 0)  # rank 0 claims exp, exp2, ...; the others take its choice
+            self.save_dir = dist.broadcast_object(
+                increment_path(project / (self.args.name or "exp"), exist_ok=self.args.exist_ok) if claim else None)
         self.wdir = self.save_dir / "weights"
         self.last, self.best = self.wdir / "last.pt", self.wdir / "best.pt"
-        if RANK in (-1, 0):
+        if self.rank in (-1, 0) and not self.launch:
             self.wdir.mkdir(parents=True, exist_ok=True)
             if self.resume_ckpt is not None:
                 self._remove_stale_temp_files()
@@ -61,6 +86,7 @@ class BaseTrainer:
         self.fitness = None
         self.metrics = None
         self.ema = None
+        self.criterion = None
         self.given_model = model
         self.results = ResultsLog(self.save_dir / "results.csv")
         self.bad_steps = 0
@@ -134,7 +160,7 @@ class BaseTrainer:
         self.stopper.load_state_dict(ckpt.get("stopper", {}))
         self.results.restore(ckpt.get("train_results", []))
         rng = ckpt.get("rng") or {}
-        if "torch" in rng:
+        if "torch" in rng and self.rank in (-1, 0):  # the checkpoint holds rank 0's generators
             torch.set_rng_state(rng["torch"])
             n = rng["numpy"]
             np.random.set_state(("MT19937", np.asarray(n["keys"], np.uint32), n["pos"], n["has_gauss"], n["cached"]))
@@ -143,9 +169,10 @@ class BaseTrainer:
     # --- optimisation -----------------------------------------------------------------------------
     def _setup_optimization(self) -> None:
         args, n_train = self.args, len(self.train_loader.dataset)
-        self.accumulate = max(round(args.nbs / self.batch_size), 1)
-        weight_decay = args.weight_decay * self.batch_size * self.accumulate / args.nbs
-        iterations = math.ceil(n_train / max(self.batch_size, args.nbs)) * self.epochs
+        batch = self.batch_size * self.world_size  # the global batch: accumulation and decay follow it
+        self.accumulate = max(round(args.nbs / batch), 1)
+        weight_decay = args.weight_decay * batch * self.accumulate / args.nbs
+        iterations = math.ceil(n_train / max(batch, args.nbs)) * self.epochs
         self.optimizer = build_optimizer(self.model, args.optimizer, args.lr0, args.momentum, weight_decay,
                                          iterations, self.data["nc"])
         self.bias_group = next(j for j, g in enumerate(self.optimizer.param_groups) if g.get("name") == "bias")
@@ -158,7 +185,7 @@ class BaseTrainer:
     def _warmup(self, ni: int, nw: int, epoch: int) -> None:
         """Linear warmup of lr (bias lr from warmup_bias_lr down) and momentum over the first nw iterations."""
         xi = [0, nw]
-        self.accumulate = max(1, int(np.interp(ni, xi, [1, self.args.nbs / self.batch_size]).round()))
+        self.accumulate = max(1, int(np.interp(ni, xi, [1, self.args.nbs / (self.batch_size * self.world_size)]).round()))
         for j, g in enumerate(self.optimizer.param_groups):
             start = self.args.warmup_bias_lr if j == self.bias_group else 0.0
             g["lr"] = float(np.interp(ni, xi, [start, g["initial_lr"] * self.lf(epoch)]))
@@ -185,14 +212,31 @@ class BaseTrainer:
 
     # --- the loop ---------------------------------------------------------------------------------
     def train(self) -> None:
-        """Run the epochs. Ctrl-C (KeyboardInterrupt) stops at once: last.pt keeps the last finished epoch."""
+        """Run the epochs. Ctrl-C (KeyboardInterrupt) stops at once: last.pt keeps the last finished epoch.
+
+        device=0,1 outside torchrun: start torchrun on this script (one process per GPU) and wait for it.
+        """
+        if self.launch:
+            dist.launch(self.args.device, self.save_dir)
+            self.after_launch()
+            return
         try:
             self._train()
         except KeyboardInterrupt:
-            if RANK in (-1, 0):
+            if self.rank in (-1, 0):
                 LOGGER.warning(f"\nWARNING: training interrupted (KeyboardInterrupt) in epoch "
                                f"{getattr(self, 'epoch', self.start_epoch) + 1}/{self.epochs}. {self._last_note()}")
             raise
+        finally:
+            self._restore_sigint()
+        if self.world_size > 1:
+            dist.barrier()  # rank 0 finished its final validation
+            dist.cleanup()
+            if os.environ.get(dist.LAUNCHED_ENV):  # a process of launch(): the launching process carries on
+                raise SystemExit(0)
+
+    def after_launch(self) -> None:
+        """In the process that started torchrun, once training is over (subclass: read the results)."""
 
     def _last_note(self) -> str:
         """What last.pt holds now, and how to go on from it."""
@@ -201,26 +245,64 @@ class BaseTrainer:
         return (f"{self.last} holds epoch {self.saved_epoch + 1}, the last finished one; continue with "
                 f"YOLO('{self.last}').train(resume=True)")
 
+    # --- DDP: Ctrl-C as a decision of the group ---------------------------------------------------
+    def _catch_sigint(self) -> None:
+        """Under DDP, the first Ctrl-C only sets a flag that every rank sees at the next step (so all stop at
+        the same step and none waits in a collective); a second one raises at once."""
+        self._interrupted, self._old_sigint = False, None
+        if self.world_size > 1 and threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                if self._interrupted:
+                    raise KeyboardInterrupt
+                self._interrupted = True
+
+            self._old_sigint = signal.signal(signal.SIGINT, handler)
+
+    def _restore_sigint(self) -> None:
+        if getattr(self, "_old_sigint", None) is not None:
+            signal.signal(signal.SIGINT, self._old_sigint)
+            self._old_sigint = None
+
+    def _step_flags(self, loss: torch.Tensor) -> tuple[bool, bool]:
+        """(the loss is non-finite on some rank, Ctrl-C was pressed on some rank): one all-reduce under DDP."""
+        bad, stop = dist.any_flags([not bool(torch.isfinite(loss)), self._interrupted], self.device)
+        return bad, stop
+
+    def _sync_grads(self) -> None:
+        """Average the gradients over the ranks by hand (when the last micro-batch, skipped, did not sync them)."""
+        for p in self.model.parameters():
+            if p.grad is not None:
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= self.world_size
+
+    # --- the loop ---------------------------------------------------------------------------------
     def _train(self) -> None:
-        self.setup()  # subclass: data, model, loaders, validator
+        self.setup()  # subclass: data, model (DDP-wrapped under torchrun), criterion, loaders, validator
         self._setup_optimization()
         if self.resume_ckpt is not None:
             self._load_resume_state()
+        self._catch_sigint()
         self.scheduler.last_epoch = self.start_epoch - 1
         nb = len(self.train_loader)
         nw = max(round(self.args.warmup_epochs * nb), 100) if self.args.warmup_epochs > 0 else -1
         last_opt_step = self.start_epoch * nb - 1
         self.optimizer.zero_grad(set_to_none=True)
+        if self.world_size > 1:
+            LOGGER.info(f"DDP: world size {self.world_size}, backend {self.backend}, {self.batch_size} images per "
+                        "process")
         LOGGER.info(f"Image sizes {self.args.imgsz} train, {self.args.imgsz} val\n"
                     f"Using {self.train_loader.num_workers} dataloader workers\n"
                     f"Logging results to {colorstr('bold', self.save_dir)}\n"
                     f"Starting training for {self.epochs} epochs...")
+        main = self.rank in (-1, 0)
         t_start, t_before = time.time(), self.results.elapsed()  # a resumed run adds to the earlier time
         epoch = self.start_epoch
         for epoch in range(self.start_epoch, self.epochs):
             t_epoch = time.time()
             self.epoch = epoch
             self.model.train()
+            if hasattr(self.criterion, "set_epoch"):
+                self.criterion.set_epoch(epoch)  # loss weights that follow the epoch (also after a resume)
             if self.args.close_mosaic and epoch == self.epochs - self.args.close_mosaic:
                 LOGGER.info("Closing dataloader mosaic")
                 self.train_loader.dataset.close_mosaic()
@@ -230,62 +312,80 @@ class BaseTrainer:
             tloss = torch.zeros(3, device=self.device)
             LOGGER.info(("\n" + "%11s" * 7) % ("Epoch", "GPU_mem", "box_loss", "cls_loss", "dfl_loss",
                                                 "Instances", "Size"))
-            pbar = tqdm(enumerate(self.train_loader), total=nb, bar_format="{l_bar}{bar:10}{r_bar}",
-                        disable=RANK > 0)
-            n_good = 0
+            pbar = tqdm(enumerate(self.train_loader), total=nb, bar_format="{l_bar}{bar:10}{r_bar}", disable=not main)
+            n_good, synced = 0, True
             for i, batch in pbar:
                 ni = i + nb * epoch
                 if ni <= nw:
                     self._warmup(ni, nw, epoch)
                 batch = self.preprocess_batch(batch)
-                with autocast(self.amp, self.device):
-                    loss, items = self.model.loss(batch)
-                if not torch.isfinite(loss):
-                    self._bad_step(epoch, i)  # nothing was backpropagated: earlier accumulated gradients stay
-                    continue
-                self.bad_steps = 0
-                self.scaler.scale(loss).backward()
-                if ni - last_opt_step >= self.accumulate:
+                step_now = ni - last_opt_step >= self.accumulate
+                sync = step_now or i == nb - 1  # DDP all-reduces gradients only where they are used
+                with (self.model.no_sync() if self.world_size > 1 and not sync else contextlib.nullcontext()):
+                    with autocast(self.amp, self.device):
+                        loss, items = self.criterion(self.train_model(batch["img"]), batch)
+                    loss = loss * self.world_size  # DDP averages gradients: the sum over ranks is the full batch's
+                    bad, interrupted = self._step_flags(loss)
+                    if interrupted:
+                        raise KeyboardInterrupt
+                    if bad:
+                        self._bad_step(epoch, i)  # nothing was backpropagated: earlier accumulated gradients stay
+                        synced = False
+                        continue
+                    self.bad_steps = 0
+                    self.scaler.scale(loss).backward()
+                    synced = sync
+                if step_now:
                     self.optimizer_step()
                     last_opt_step = ni
                 n_good += 1
                 tloss = (tloss * (n_good - 1) + items) / n_good
-                mem = f"{torch.cuda.memory_reserved() / 1e9 if torch.cuda.is_available() else 0:.3g}G"
-                pbar.set_description(("%11s" * 2 + "%11.4g" * 5) % (
-                    f"{epoch + 1}/{self.epochs}", mem, *tloss.tolist(), batch["cls"].shape[0],
-                    batch["img"].shape[-1]))
-                if self.args.plots and epoch == 0 and i < 3:
-                    self.plot_training_samples(batch, i)
+                if main:
+                    mem = f"{torch.cuda.memory_reserved() / 1e9 if torch.cuda.is_available() else 0:.3g}G"
+                    pbar.set_description(("%11s" * 2 + "%11.4g" * 5) % (
+                        f"{epoch + 1}/{self.epochs}", mem, *tloss.tolist(), batch["cls"].shape[0],
+                        batch["img"].shape[-1]))
+                    if self.args.plots and epoch == 0 and i < 3:
+                        self.plot_training_samples(batch, i)
             pbar.close()
             if last_opt_step < nb * (epoch + 1) - 1 and n_good:
+                if self.world_size > 1 and not synced:
+                    self._sync_grads()
                 self.optimizer_step()  # no gradients carried into the next epoch: a resumed run sees the same
                 last_opt_step = nb * (epoch + 1) - 1
+            tloss = dist.mean_over_ranks(tloss)  # the row shows the loss over all ranks' images
             lr = {f"lr/pg{j}": g["lr"] for j, g in enumerate(self.optimizer.param_groups)}
             self.scheduler.step()
-            final_epoch = epoch + 1 >= self.epochs or self.stopper.possible_stop
-            if self.args.val or final_epoch:
-                self.metrics, val_loss = self.validate()
-            else:
-                self.metrics, val_loss = None, torch.zeros(3)
-            self.fitness = fitness = float(self.metrics.fitness) if self.metrics is not None else 0.0
-            improved = self.best_fitness is None or fitness > self.best_fitness
-            if improved:
-                self.best_fitness = fitness
-            row = self.results.make_row(epoch + 1, tloss.tolist(), self.metrics, val_loss.tolist(), lr,
-                                        t_before + time.time() - t_start)
-            stop = self.stopper(epoch + 1, fitness)
-            if self.args.time and (time.time() - t_start) / 3600 > self.args.time:
-                LOGGER.info(f"Stopping: the time budget time={self.args.time} hours is spent")
-                stop = True
-            if RANK in (-1, 0):
-                self.save_model(epoch, improved, row)  # the checkpoint first, then the results row
-                self.results.append(row)
-                if self.args.plots:
-                    self.plot_metrics()
+            stop = False
+            if main:
+                stop = self._end_epoch(epoch, tloss, lr, t_start, t_before)
             LOGGER.debug(f"epoch {epoch + 1} took {time.time() - t_epoch:.1f}s")
-            if stop:
+            if dist.broadcast_flag(stop, self.device):  # rank 0 decides; the others wait here while it validates
                 break
         self.final_eval(epoch, time.time() - t_start)
+
+    def _end_epoch(self, epoch: int, tloss: torch.Tensor, lr: dict, t_start: float, t_before: float) -> bool:
+        """Rank 0: validate, save last/best, append the results row, plot; return True to stop the run."""
+        final_epoch = epoch + 1 >= self.epochs or self.stopper.possible_stop
+        if self.args.val or final_epoch:
+            self.metrics, val_loss = self.validate()
+        else:
+            self.metrics, val_loss = None, torch.zeros(3)
+        self.fitness = fitness = float(self.metrics.fitness) if self.metrics is not None else 0.0
+        improved = self.best_fitness is None or fitness > self.best_fitness
+        if improved:
+            self.best_fitness = fitness
+        row = self.results.make_row(epoch + 1, tloss.tolist(), self.metrics, val_loss.tolist(), lr,
+                                    t_before + time.time() - t_start)
+        stop = self.stopper(epoch + 1, fitness)
+        if self.args.time and (time.time() - t_start) / 3600 > self.args.time:
+            LOGGER.info(f"Stopping: the time budget time={self.args.time} hours is spent")
+            stop = True
+        self.save_model(epoch, improved, row)  # the checkpoint first, then the results row
+        self.results.append(row)
+        if self.args.plots:
+            self.plot_metrics()
+        return stop
 
     def _bad_step(self, epoch: int, i: int) -> None:
         """A non-finite loss: skip the step; stop the run after MAX_BAD_STEPS in a row."""
@@ -307,7 +407,7 @@ class BaseTrainer:
             "epoch": epoch, "best_fitness": self.best_fitness,
             "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
             "ema": {k: v.detach().clone() for k, v in self.ema.ema.state_dict().items()},
-            "updates": self.ema.updates, "optimizer": self.optimizer.state_dict(),
+            "updates": self.ema.updates, "optimizer": self.optimizer.state_dict(), "world_size": self.world_size,
             "scaler": self.scaler.state_dict() if self.amp else None,
             "stopper": self.stopper.state_dict(),
             "yaml": model.yaml, "names": dict(self.data["names"]),

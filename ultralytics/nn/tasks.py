@@ -216,8 +216,6 @@ class DetectionModel(nn.Module):
             self.yaml["scale"] = scale
         self.model, self.save = parse_model(copy.deepcopy(self.yaml), ch, verbose)
         self.names = {i: str(i) for i in range(self.yaml["nc"])}
-        self.args = None  # the training settings, set by the trainer (the loss reads box/cls/dfl)
-        self.criterion = None
         self.has_weights = False  # True once trained or loaded weights are in it (training starts from them)
         head = self.model[-1]
         head.stride = self._compute_strides(ch)
@@ -268,17 +266,6 @@ class DetectionModel(nn.Module):
             x = m(x, raw=True) if raw and m is head else m(x)
             y.append(x if m.i in self.save else None)
         return x
-
-    def loss(self, batch: dict, preds=None):
-        """(total loss * batch size, detached items (3,)) of the YOLOv10 dual-assignment loss."""
-        if self.criterion is None:
-            from ultralytics.utils.loss import v10DetectLoss
-
-            if self.args is None:
-                raise RuntimeError("model.args (the training settings with box/cls/dfl) must be set before loss()")
-            self.criterion = v10DetectLoss(self.model[-1], self.args)
-        preds = self.forward(batch["img"]) if preds is None else preds
-        return self.criterion(preds, batch)
 
     def info(self, detailed: bool = False, verbose: bool = True, imgsz: int = 640):
         """Print and return (layers, parameters, gradients, GFLOPs) as the upstream summary line does."""

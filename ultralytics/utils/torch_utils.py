@@ -288,3 +288,44 @@ def autocast(enabled: bool, device: str | torch.device):
     """torch.autocast for the device type, active only when AMP is enabled and allowed (CUDA)."""
     dev = torch.device(device)
     return torch.autocast(device_type=dev.type, enabled=bool(enabled) and amp_allowed(dev))
+
+
+def auto_batch(model: nn.Module, imgsz: int, device: torch.device, amp: bool = True, fraction: float = 0.6,
+               sizes: tuple[int, ...] = (1, 2, 4, 8, 16)) -> int:
+    """AutoBatch (batch=-1): the largest batch whose training step uses about `fraction` of the free CUDA memory.
+
+    Runs one forward + backward of a copy of `model` on random (b, 3, imgsz, imgsz) images for each b in
+    `sizes`, fits peak memory = a * b + c, and solves for fraction * free memory. Off CUDA: 16.
+    The model itself (weights, BN statistics) is untouched. A profile that fails (out of memory) ends the list.
+    """
+    if device.type != "cuda":
+        LOGGER.warning(f"WARNING: batch=-1 (AutoBatch) measures free CUDA memory; on {device.type} it uses batch=16")
+        return 16
+    probe = deepcopy(de_parallel(model)).to(device).train()
+    free, total = torch.cuda.mem_get_info(device)
+    done, peaks = [], []
+    for b in sizes:
+        try:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            img = torch.rand(b, 3, imgsz, imgsz, device=device)
+            with autocast(amp, device):
+                out = probe(img)
+            feats = [t for v in (out.values() if isinstance(out, dict) else [out]) for t in v]
+            sum(f.float().mean() for f in feats).backward()
+            peaks.append(torch.cuda.max_memory_allocated(device) - base)
+            done.append(b)
+            probe.zero_grad(set_to_none=True)
+        except torch.OutOfMemoryError:
+            break
+    del probe
+    torch.cuda.empty_cache()
+    if len(done) < 2:
+        LOGGER.warning("WARNING: AutoBatch could not profile two batch sizes; using batch=16")
+        return 16
+    a, c = np.polyfit(done, peaks, 1)
+    batch = int(max(1, min(1024, (free * fraction - c) / max(a, 1))))
+    LOGGER.info(f"{colorstr('AutoBatch:')} batch={batch} for imgsz={imgsz}: {a / 2**20:.0f} MiB per image, "
+                f"{fraction:.0%} of {free / 2**30:.1f} GiB free (of {total / 2**30:.1f} GiB)")
+    return batch

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import copy
 
+from pathlib import Path
+
+import torch
+
 from ultralytics.cfg import check_imgsz
 from ultralytics.data import build_dataloader, build_yolo_dataset, check_det_dataset
+from ultralytics.data.preprocess import preprocess_batch
 from ultralytics.engine.trainer import BaseTrainer
 from ultralytics.models.yolo.detect.val import DetectionValidator
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.nn.weights import load_model, transfer_weights
-from ultralytics.utils import LOGGER, RANK, UserError
+from ultralytics.utils import LOCAL_RANK, LOGGER, UserError
+from ultralytics.utils.checkpoint import read_checkpoint
+from ultralytics.utils.loss import v10DetectLoss
+from ultralytics.utils.torch_utils import auto_batch, torch_distributed_zero_first
 
 
 class DetectionTrainer(BaseTrainer):
@@ -31,28 +39,49 @@ class DetectionTrainer(BaseTrainer):
         self.data = check_det_dataset(args.data)
         if args.single_cls:
             self.data = {**self.data, "names": {0: "item"}, "nc": 1}
-        self.model = self.get_model().to(self.device)
-        stride = int(self.model.stride.max())
+        model = self.get_model().to(self.device)
+        self.criterion = v10DetectLoss(model.model[-1], args)  # the trainer's, not the model's
+        self.model, self.train_model = self.wrap_model(model)
+        stride = int(model.stride.max())
         if isinstance(args.imgsz, list):
             if len(set(args.imgsz)) != 1:
                 raise UserError(f"imgsz={args.imgsz}: training and validation use square images, so imgsz must be "
                                 "one number (e.g. imgsz=640); [h, w] sizes are for predict and export")
             args.imgsz = args.imgsz[0]
         args.imgsz = check_imgsz(args.imgsz, stride=stride)
-        self.batch_size = 16 if args.batch == -1 else args.batch
         if args.batch == -1:
-            LOGGER.warning("WARNING: batch=-1 (AutoBatch) is not implemented; using batch=16")
-        train_set = build_yolo_dataset(args, self.data["train"], self.batch_size, self.data, "train", stride=stride)
-        self.train_loader = build_dataloader(train_set, self.batch_size, args.workers, shuffle=not args.rect,
-                                             rank=RANK, seed=args.seed)
+            self.batch_size = auto_batch(model, args.imgsz, self.device, amp=self.amp)
+        else:
+            self.batch_size = args.batch // self.world_size  # images per process (batch is the global batch)
         val_split = self.data.get("val") or self.data.get("test")
         if not val_split:
             raise UserError(f"{self.data['yaml_file']} has no 'val' split: validation needs one")
-        val_set = build_yolo_dataset(args, val_split, self.batch_size * 2, self.data, "val", rect=True, stride=stride)
-        self.test_loader = build_dataloader(val_set, self.batch_size * 2, args.workers, shuffle=False, rank=-1)
-        self.validator = DetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy.copy(args))
-        if args.plots and RANK in (-1, 0) and self.resume_ckpt is None:
-            self.plot_training_labels(train_set)
+        with torch_distributed_zero_first(LOCAL_RANK):  # local rank 0 writes the label cache, the others read it
+            train_set = build_yolo_dataset(args, self.data["train"], self.batch_size, self.data, "train",
+                                           stride=stride)
+        self.train_loader = build_dataloader(train_set, self.batch_size, args.workers, shuffle=not args.rect,
+                                             rank=self.rank, seed=args.seed, world_size=self.world_size)
+        self.test_loader = self.validator = None
+        if self.rank in (-1, 0):  # rank 0 alone validates
+            val_set = build_yolo_dataset(args, val_split, self.batch_size * 2, self.data, "val", rect=True,
+                                         stride=stride)
+            self.test_loader = build_dataloader(val_set, self.batch_size * 2, args.workers, shuffle=False, rank=-1)
+            self.validator = DetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy.copy(args))
+            if args.plots and self.resume_ckpt is None:
+                self.plot_training_labels(train_set)
+
+    def wrap_model(self, model: DetectionModel) -> tuple:
+        """(the model to train: DDP-wrapped under torchrun, the callable of a step: torch.compile'd if asked)."""
+        args, cuda = self.args, self.device.type == "cuda"
+        if self.world_size > 1:
+            if args.sync_bn and cuda:
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            elif args.sync_bn:
+                LOGGER.warning("WARNING: sync_bn=True needs CUDA (torch's SyncBatchNorm); ignored on the CPU")
+            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if cuda else None)
+        elif args.sync_bn:
+            LOGGER.warning("WARNING: sync_bn=True has no effect in a single process (it syncs BN across DDP ranks)")
+        return model, (torch.compile(model) if args.compile else model)
 
     def get_model(self) -> DetectionModel:
         """A fresh model of args.model with the dataset's classes; starting weights transferred if given."""
@@ -63,11 +92,17 @@ class DetectionTrainer(BaseTrainer):
         if isinstance(cfg, str) and cfg.endswith(".pt"):
             given, _ = load_model(cfg)
             cfg = given.yaml
-        model = DetectionModel(cfg, nc=self.data["nc"], verbose=RANK in (-1, 0))
-        if given is not None and getattr(given, "has_weights", False) and self.resume_ckpt is None:
-            transfer_weights(model, given.state_dict())
+        model = DetectionModel(cfg, nc=self.data["nc"], verbose=self.rank in (-1, 0))
+        pretrained = self.args.pretrained
+        if self.resume_ckpt is None and pretrained is not False:
+            if given is not None and getattr(given, "has_weights", False):
+                transfer_weights(model, given.state_dict(), verbose=self.rank in (-1, 0))
+            if isinstance(pretrained, str):  # pretrained=path.pt: copy its matching tensors (as model.load does)
+                if not Path(pretrained).is_file():
+                    raise UserError(f"pretrained='{pretrained}': no such file (give a .pt checkpoint path, True to "
+                                    "keep the weights of a model loaded from a .pt, or False to start from scratch)")
+                model.load(pretrained, verbose=self.rank in (-1, 0))
         model.names = dict(self.data["names"])
-        model.args = self.args
         self.freeze(model)
         return model
 
@@ -83,11 +118,8 @@ class DetectionTrainer(BaseTrainer):
             LOGGER.info(f"Freezing layers {layers}")
 
     def preprocess_batch(self, batch: dict) -> dict:
-        """uint8 images to float 0..1 on the device; labels to the device."""
-        batch["img"] = batch["img"].to(self.device, non_blocking=True).float() / 255
-        for k in ("batch_idx", "cls", "bboxes"):
-            batch[k] = batch[k].to(self.device)
-        return batch
+        """uint8 images to float 0..1 on the device (non_blocking from pinned memory); labels to the device."""
+        return preprocess_batch(batch, self.device)
 
     # --- validation -------------------------------------------------------------------------------
     def validate(self):
@@ -98,7 +130,7 @@ class DetectionTrainer(BaseTrainer):
 
     def final_eval(self, epoch: int, seconds: float) -> None:
         """Validate best.pt with plots and the per-class table."""
-        if RANK not in (-1, 0):
+        if self.rank not in (-1, 0):
             return
         LOGGER.info(f"\n{epoch - self.start_epoch + 1} epochs completed in {seconds / 3600:.3f} hours.")
         if not self.best.exists():
@@ -108,6 +140,11 @@ class DetectionTrainer(BaseTrainer):
         validator = DetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy.copy(self.args))
         validator.data, validator.device = self.data, self.device
         self.metrics = validator(model=model.to(self.device))
+
+    def after_launch(self) -> None:
+        """The launching process of a DDP run: the final metrics of best.pt (a dict, as its checkpoint keeps them)."""
+        if self.best.exists():
+            self.metrics = read_checkpoint(self.best).get("train_metrics")
 
     def best_model(self) -> DetectionModel | None:
         if self.best.exists():

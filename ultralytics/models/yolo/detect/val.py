@@ -146,7 +146,7 @@ class DetectionValidator:
             if self.training:
                 preds, raw = model(batch["img"], raw=True)
                 t2 = _sync(cuda)
-                self.loss += trainer.model.loss(batch, raw)[1]
+                self.loss += trainer.criterion(raw, batch)[1]
             else:
                 preds = model(batch["img"])
                 t2 = _sync(cuda)
@@ -190,11 +190,9 @@ class DetectionValidator:
 
     def preprocess(self, batch: dict, half: bool) -> dict:
         """uint8 (B, 3, H, W) -> float 0..1 on the device; labels to the device."""
-        img = batch["img"].to(self.device, non_blocking=True)
-        batch["img"] = (img.half() if half else img.float()).div_(255)
-        for k in ("batch_idx", "cls", "bboxes"):
-            batch[k] = batch[k].to(self.device)
-        return batch
+        from ultralytics.data.preprocess import preprocess_batch
+
+        return preprocess_batch(batch, self.device, half=half)
 
     def postprocess(self, preds: torch.Tensor) -> list[torch.Tensor]:
         """(B, K, 6) head output sorted by score -> per image (n, 6) float with score >= conf, n <= max_det."""
