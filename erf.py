@@ -34,7 +34,8 @@ SETTINGS = dict(
     batch=4,  # images per backward pass
     device="",  # '' = CUDA when present, else CPU; '0' = the first GPU; 'cpu'
     project="runs/erf",
-    name="exp",
+    name="exp",  # the folder: project/name, then name2, name3, ... unless exist_ok
+    exist_ok=False,  # True: write into project/name even if it exists
 )
 
 

@@ -32,7 +32,8 @@ SETTINGS = dict(
     device="",  # '' = CUDA when present, else CPU; '0' = the first GPU; 'cpu'
     save_npy=False,  # also write the raw per-row maps (L, H, W) as .npy
     project="runs/heatmap",
-    name="exp",
+    name="exp",  # the folder: project/name, then name2, name3, ... unless exist_ok
+    exist_ok=False,  # True: write into project/name even if it exists
 )
 
 

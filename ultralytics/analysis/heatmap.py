@@ -77,7 +77,7 @@ def select_detections(preds: torch.Tensor, conf: float, classes=None, max_det: i
             masked[:, ~keep] = -1
         flat = masked.flatten().argmax().unsqueeze(0)
         LOGGER.warning(f"WARNING: no detection with score >= conf={conf}; using the best one "
-                       f"({float(masked.max()):.3f}) (lower conf= to include more)")
+                       f"(score {float(masked.max()):.3g}; lower conf= to include more)")
     if len(flat) > max_det:
         flat = flat[scores.flatten()[flat].detach().topk(max_det).indices]
     nc = scores.shape[1]
