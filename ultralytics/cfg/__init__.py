@@ -355,7 +355,7 @@ def _parse_value(key: str, value: str) -> Any:
 
 
 HELP = """
-Usage: yolo [TASK] MODE key=value ...   (TASK: detect; MODE: train, val, predict, export, benchmark)
+Usage: yolo [TASK] MODE key=value ...   (TASK: detect; MODE: train, val, predict, export, benchmark, profile)
 
   yolo train model=yolov10n.yaml data=shapes.yaml epochs=3 imgsz=320
   yolo train model=yolov10n-LSKA.yaml data=shapes.yaml batch=8 device=cpu name=lska
@@ -365,6 +365,7 @@ Usage: yolo [TASK] MODE key=value ...   (TASK: detect; MODE: train, val, predict
   yolo export model=runs/train/exp/weights/best.pt format=onnx imgsz=640 dynamic=True
   yolo val model=runs/train/exp/weights/best.onnx data=shapes.yaml
   yolo benchmark model=yolov10n.yaml,yolov10n-LSKA.yaml imgsz=640 batch=1 device=cpu
+  yolo profile model=yolov10n-LSKA.yaml imgsz=640 device=cpu   (one line per YAML row: GFLOPs, params, ms)
   yolo cfg      print every setting with its default, type and meaning
   yolo help     print this message
 
@@ -424,6 +425,10 @@ def entrypoint(argv: list[str] | None = None) -> Any:
         from ultralytics.analysis.benchmark import benchmark
 
         return benchmark(args.model, **{k: v for k, v in overrides.items() if k not in ("mode", "model")})
+    if mode == "profile":  # the per-layer table: output shapes, parameters, GFLOPs, measured ms
+        from ultralytics.analysis.profile import profile
+
+        return profile(args.model, imgsz=args.imgsz, device=args.device)
     from ultralytics import YOLO
 
     if not callable(getattr(YOLO, mode, None)):
