@@ -4,7 +4,8 @@ Any setting can be overridden on the command line (a `model=` or `weights=` key 
 
     python val.py model=runs/train/exp2/weights/best.pt imgsz=320 split=test save_json=True
 
-Prints P, R, mAP50 and mAP50-95 overall (`all`) and per class, then the speed per image; writes the PR/F1/P/R
+Prints which head is scored (nms=False: the one-to-one head, NMS-free; nms=True: one-to-many + NMS), P, R,
+mAP50 and mAP50-95 overall (`all`) and per class, COCO's mAP by object size, then the speed per image; writes the PR/F1/P/R
 curves, the confusion matrices and val_batch*_labels/pred.jpg to runs/val/exp, exp2, ... With save_json=True
 it also writes predictions.json and ground_truth.json (COCO format) and, when pycocotools is installed,
 prints COCOeval's mAP beside ours.
@@ -36,7 +37,8 @@ def main(argv: list) -> None:
         imgsz=640,  # validate at the size you trained at for comparable numbers
         batch=16,
         conf=0.001,  # keep (almost) every detection: AP integrates over all confidences
-        iou=0.7,  # NMS IoU; unused by YOLOv10's NMS-free one-to-one head, kept for YOLO-style scripts
+        nms=False,  # False: the one-to-one head, NMS-free (YOLOv10 paper); True: one-to-many + NMS (Ultralytics 8.4)
+        iou=0.7,  # NMS IoU threshold, used with nms=True
         device="",  # '' = CUDA when present, else CPU; '0' = the first GPU; 'cpu'
         project="runs/val",
         name="exp",
@@ -44,8 +46,10 @@ def main(argv: list) -> None:
         save_json=False,  # True: COCO-format JSON (+ COCOeval's mAP when pycocotools is installed)
     )
     metrics = model.val(**{**settings, **overrides})
-    print(f"mAP50-95 {metrics.box.map:.4f}, mAP50 {metrics.box.map50:.4f}, "
-          f"precision {metrics.box.mp:.4f}, recall {metrics.box.mr:.4f}")
+    b = metrics.box
+    size = ", ".join(f"{k} {'n/a' if v < 0 else f'{v:.4f}'}" for k, v in
+                     (("APs", b.map_small), ("APm", b.map_medium), ("APl", b.map_large)))
+    print(f"mAP50-95 {b.map:.4f}, mAP50 {b.map50:.4f}, precision {b.mp:.4f}, recall {b.mr:.4f}, {size}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ultralytics.utils import UserError
-from ultralytics.utils.confusion_matrix import greedy_pairs
+from ultralytics.utils.matching import match_by_area, match_by_score
 from ultralytics.utils.metrics import (
     ConfusionMatrix,
     DetMetrics,
@@ -92,7 +92,7 @@ def test_precision_recall_at_max_f1():
 def test_duplicate_prediction_is_false_positive():
     gt = torch.tensor([[0.0, 0.0, 100.0, 100.0]])
     preds = torch.tensor([[0.0, 0.0, 100.0, 100.0], [0.0, 0.0, 95.0, 100.0]])  # second: IoU 0.95, lower conf
-    tp = match_predictions(torch.tensor([0, 0]), torch.tensor([0]), box_iou(gt, preds), IOUV)
+    tp = match_predictions(torch.tensor([0, 0]), torch.tensor([0]), box_iou(gt, preds), IOUV, torch.tensor([.9, .8]))
     assert tp[:, 0].tolist() == [True, False]
     m = evaluate(tp.numpy(), [0.9, 0.8], [0, 0], [0])
     assert m.box.map == pytest.approx(1.0)
@@ -117,7 +117,7 @@ def test_predictions_of_class_without_gt_are_ignored():
 def test_iou_threshold_sweep():
     gt = torch.tensor([[0.0, 0.0, 100.0, 100.0]])
     pred = torch.tensor([[0.0, 0.0, 72.0, 100.0]])  # IoU 0.72: a TP at 0.50, 0.55, 0.60, 0.65, 0.70 only
-    tp = match_predictions(torch.tensor([0]), torch.tensor([0]), box_iou(gt, pred), IOUV)
+    tp = match_predictions(torch.tensor([0]), torch.tensor([0]), box_iou(gt, pred), IOUV, torch.tensor([0.9]))
     assert tp[0].tolist() == [True] * 5 + [False] * 5
     m = evaluate(tp.numpy(), [0.9], [0], [0])
     assert m.box.map50 == pytest.approx(1.0) and m.box.map == pytest.approx(0.5)
@@ -140,42 +140,75 @@ def test_metric_api():
 # ---------------------------------------------------------------- matching
 
 
-def test_match_predictions_greedy_order_and_class():
+def test_match_predictions_score_order_and_class():
     iou = torch.tensor([[0.90, 0.85, 0.95],  # gt0 (class 0) vs preds A, B, C (C is class 1)
                         [0.00, 0.60, 0.00]])  # gt1 (class 0)
-    tp = match_predictions(torch.tensor([0, 0, 1]), torch.tensor([0, 0]), iou, IOUV)
+    conf = torch.tensor([0.9, 0.8, 0.7])
+    tp = match_predictions(torch.tensor([0, 0, 1]), torch.tensor([0, 0]), iou, IOUV, conf)
     assert isinstance(tp, torch.Tensor) and tp.dtype == torch.bool and tp.shape == (3, 10)
-    assert tp[0].tolist() == [True] * 9 + [False]  # A takes gt0 (0.90 > 0.85); C (other class) never matches
+    assert tp[0].tolist() == [True] * 9 + [False]  # A (first by score) takes gt0; C (other class) never matches
     assert tp[1].tolist() == [True, True, True] + [False] * 7  # B falls back to gt1 at IoU 0.60
     assert not tp[2].any()
-    out = match_predictions(np.array([0, 0, 1]), np.array([0, 0]), iou.numpy(), IOUV.numpy())
+    out = match_predictions(np.array([0, 0, 1]), np.array([0, 0]), iou.numpy(), IOUV.numpy(), conf.numpy())
     assert isinstance(out, np.ndarray) and (out == tp.numpy()).all()
 
 
-def test_match_predictions_coco_order():
+def test_match_predictions_coco_order_not_iou_order():
     iou = torch.tensor([[0.60, 0.90]])  # pred A conf .9 IoU .6, pred B conf .5 IoU .9, one gt
-    by_iou = match_predictions(torch.tensor([0, 0]), torch.tensor([0]), iou, IOUV)
-    assert not by_iou[0].any() and by_iou[1].tolist() == [True] * 9 + [False]
-    by_score = match_predictions(torch.tensor([0, 0]), torch.tensor([0]), iou, IOUV, conf=torch.tensor([0.9, 0.5]))
+    by_score = match_predictions(torch.tensor([0, 0]), torch.tensor([0]), iou, IOUV, torch.tensor([0.9, 0.5]))
     assert by_score[0].tolist() == [True] * 3 + [False] * 7  # A first, while its IoU clears t
     assert by_score[1].tolist() == [False] * 3 + [True] * 6 + [False]  # then B gets the gt
-    assert match_predictions(torch.zeros(0), torch.zeros(2), torch.zeros(2, 0), IOUV).shape == (0, 10)
-    assert not match_predictions(torch.zeros(3), torch.zeros(0), torch.zeros(0, 3), IOUV).any()
+    assert match_predictions(torch.zeros(0), torch.zeros(2), torch.zeros(2, 0), IOUV, torch.zeros(0)).shape == (0, 10)
+    assert not match_predictions(torch.zeros(3), torch.zeros(0), torch.zeros(0, 3), IOUV, torch.ones(3)).any()
 
 
-def test_greedy_pairs_equals_sequential_greedy():
+def _evaluate_img_loop(iou, valid, conf, gt_ignore):
+    """COCOeval.evaluateImg's matching written as its plain loop over sorted detections and ground truths."""
+    m, n, t = valid.shape
+    g_order = np.argsort(gt_ignore, kind="stable")  # non-ignored ground truths first
+    match = np.full((n, t), -1)
+    for ti in range(t):
+        used = set()
+        for d in np.argsort(-conf, kind="stable"):
+            best, best_iou = -1, None
+            for g in g_order:
+                if g in used or not valid[g, d, ti]:
+                    continue
+                if best > -1 and not gt_ignore[best] and gt_ignore[g]:
+                    break
+                if best_iou is not None and iou[g, d] < best_iou:
+                    continue
+                best, best_iou = g, iou[g, d]
+            if best > -1:
+                used.add(best)
+                match[d, ti] = best
+    return match
+
+
+def test_match_by_score_equals_the_plain_loop_with_ties_and_ignores():
     rng = np.random.default_rng(0)
-    for _ in range(200):
-        m, n = rng.integers(1, 7, 2)
-        s = rng.choice([0.3, 0.5, 0.7, 0.9], size=(m, n)) + rng.uniform(0, 0.01, (m, n))  # near-ties
-        valid = rng.random((m, n)) < 0.7
-        order = sorted(zip(*np.nonzero(valid)), key=lambda rc: (-s[rc], rc[0], rc[1]))
-        used_r, used_c, expect = set(), set(), set()
-        for r, c in order:
-            if r not in used_r and c not in used_c:
-                used_r.add(r), used_c.add(c), expect.add((r, c))
-        rows, cols = greedy_pairs(s, valid)
-        assert set(zip(rows.tolist(), cols.tolist())) == expect
+    for _ in range(300):
+        m, n, t = int(rng.integers(1, 7)), int(rng.integers(1, 9)), 3
+        iou = rng.choice([0.55, 0.7, 0.9], size=(m, n))  # many exact ties
+        valid = iou[..., None] >= np.array([0.5, 0.6, 0.8])
+        valid &= rng.random((m, n, 1)) < 0.8  # some pairs of other classes
+        conf = rng.choice([0.3, 0.6, 0.9], size=n)  # tied scores keep their order
+        ig = rng.random(m) < 0.3
+        assert (match_by_score(iou, valid, conf, ig) == _evaluate_img_loop(iou, valid, conf, ig)).all()
+
+
+def test_match_by_area_ignores_as_cocoeval():
+    gt = np.array([[0, 0, 20, 20], [100, 100, 200, 200]], float)  # areas 400 (small) and 10000 (large)
+    det = np.array([[0, 0, 20, 20], [100, 100, 200, 200], [300, 300, 350, 350]], float)  # last: unmatched, medium
+    out = match_by_area(det, [0.9, 0.8, 0.7], [0, 0, 0], gt, [0, 0], IOUV)
+    tp, ig, gt_in = out["small"]
+    assert gt_in.tolist() == [True, False]
+    assert tp[:, 0].tolist() == [True, False, False]
+    assert ig[:, 0].tolist() == [False, True, True]  # matched to an ignored gt; unmatched and out of range
+    tp, ig, _ = out["medium"]
+    assert not tp.any() and ig[:, 0].tolist() == [True, True, False]  # the unmatched medium box is a FP
+    tp, ig, _ = out["all"]
+    assert tp[:, 0].tolist() == [True, True, False] and not ig.any()
 
 
 # ---------------------------------------------------------------- confusion matrix
@@ -230,18 +263,17 @@ def _random_case(seed: int = 0, n_img: int = 40, nc: int = 4, duplicates: bool =
     return images
 
 
-def _ours(images, coco_order: bool):
-    """mAP50-95 and mAP50 from match_predictions + DetMetrics."""
-    stats = []
+def _ours(images):
+    """(mAP50-95, mAP50, APs, APm, APl) from match_by_area + DetMetrics, as the validator computes them."""
+    stats = {r: [] for r in ("all", "small", "medium", "large")}
     for gt, gc, boxes, cls, conf in images:
-        iou = box_iou(torch.tensor(gt), torch.tensor(boxes))
-        tp = match_predictions(torch.tensor(cls), torch.tensor(gc), iou, IOUV,
-                               conf=torch.tensor(conf) if coco_order else None)
-        stats.append((tp.numpy(), conf, cls, gc))
-    tp, conf, cls, gc = (np.concatenate(x) for x in zip(*stats))
+        for r, (tp, ig, gt_in) in match_by_area(boxes, conf, cls, gt, gc, IOUV).items():
+            stats[r].append((tp, ig, gc[gt_in], conf, cls, gc))
+    cat = {r: [np.concatenate(x) for x in zip(*v)] for r, v in stats.items()}
+    tp, _, _, conf, cls, gc = cat["all"]
     m = DetMetrics()
-    m.process(tp, conf, cls, gc)
-    return m.box.map, m.box.map50
+    m.process(tp, conf, cls, gc, sizes={r: tuple(cat[r][:3]) for r in ("small", "medium", "large")})
+    return m.box.map, m.box.map50, m.box.map_small, m.box.map_medium, m.box.map_large
 
 
 def _coco(images):
@@ -274,30 +306,25 @@ def _coco(images):
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return ev.stats[0], ev.stats[1]
+    return tuple(float(v) for v in (ev.stats[0], ev.stats[1], ev.stats[3], ev.stats[4], ev.stats[5]))
 
 
-def test_agreement_with_cocoeval():
+def test_agreement_with_cocoeval_overall_and_per_size():
     images = _random_case()
-    coco_map, coco_map50 = _coco(images)
-    assert 0.2 < coco_map < 0.9  # a non-trivial case
-    exact_map, exact_map50 = _ours(images, coco_order=True)  # COCO's matching order: same numbers
-    assert exact_map == pytest.approx(coco_map, abs=1e-9) and exact_map50 == pytest.approx(coco_map50, abs=1e-9)
+    coco = _coco(images)
+    assert 0.2 < coco[0] < 0.9 and min(coco[2:]) >= 0  # a non-trivial case, with objects of every size
+    assert _ours(images) == pytest.approx(coco, abs=1e-9)  # COCO's matching and ignore rules: same numbers
 
 
-def test_iou_greedy_matching_close_to_cocoeval():
-    """The default IoU-greedy matching agrees with COCOeval within 0.01 on crowded NMS-like output.
-
-    Here (up to 40 overlapping gts per image, no near-duplicates) the two matchings differ on a few
-    pairs: -0.0004 mAP50-95, -0.0026 mAP50.
-
-    With near-duplicates it does not: a lower-scored duplicate of higher IoU takes the gt and turns the
-    higher-scored prediction into a false positive, which COCO never does (about -0.026 mAP50-95 on the
-    duplicates case above). Pass conf= to match_predictions for COCO's numbers.
-    """
+def test_agreement_with_cocoeval_crowded():
     images = _random_case(seed=3, duplicates=False, max_gt=40, jitter=12.0)
-    coco_map, coco_map50 = _coco(images)
-    greedy_map, greedy_map50 = _ours(images, coco_order=False)
-    assert abs(greedy_map - coco_map) < 0.01 and abs(greedy_map50 - coco_map50) < 0.01
-    assert greedy_map50 != pytest.approx(coco_map50, abs=1e-4)  # the case does exercise matching conflicts
-    assert _ours(images, coco_order=True) == pytest.approx((coco_map, coco_map50), abs=1e-9)
+    assert _ours(images) == pytest.approx(_coco(images), abs=1e-9)
+
+
+def test_size_ap_is_minus_one_without_objects_of_that_size():
+    gt = np.array([[0, 0, 20, 20]], float)
+    out = match_by_area(gt, [0.9], [0], gt, [0], IOUV)
+    m = DetMetrics()
+    m.process(out["all"][0], [0.9], [0], [0], sizes={r: (out[r][0], out[r][1], np.zeros(int(out[r][2].sum())))
+                                                     for r in ("small", "medium", "large")})
+    assert m.box.map_small == pytest.approx(1.0) and m.box.map_medium == -1.0 and m.box.map_large == -1.0

@@ -51,13 +51,18 @@ def test_pr_and_mc_curves(tmp_path):
     read(plot_mc_curve(px, p_nan, tmp_path / "P2_curve.png", NAMES, ylabel="Precision"))
 
 
-def test_detmetrics_writes_four_curves(tmp_path):
+def test_detmetrics_curves_are_drawn_by_the_plotting_module(tmp_path):
+    from ultralytics.utils.plot_curves import plot_metric_curves
+
     rng = np.random.default_rng(0)
     tp = rng.random((200, 10)) < 0.6
-    m = DetMetrics(save_dir=tmp_path, plot=True, names=NAMES)
+    m = DetMetrics(names=NAMES)
     m.process(tp, rng.random(200), rng.integers(0, 3, 200), rng.integers(0, 3, 150))
-    for name in ("PR_curve.png", "F1_curve.png", "P_curve.png", "R_curve.png"):
-        assert read(tmp_path / name).shape == (1500, 2250, 3)
+    assert not list(tmp_path.iterdir())  # computing metrics draws nothing
+    paths = plot_metric_curves(m.box, tmp_path, NAMES)
+    assert [p.name for p in paths] == ["PR_curve.png", "F1_curve.png", "P_curve.png", "R_curve.png"]
+    for p in paths:
+        assert read(p).shape == (1500, 2250, 3)
 
 
 def test_confusion_matrix_plot(tmp_path):

@@ -95,30 +95,46 @@ def _backend():
         return None
 
 
-def coco_evaluate(gt: dict, preds: list[dict]) -> dict | None:
-    """Score predictions with COCOeval (bbox): {'backend', 'map', 'map50', 'map75', 'stats' (12,), 'summary'}.
+def coco_evaluate(gt: dict, preds: list[dict], max_det: int = 100) -> dict | None:
+    """Score predictions with COCOeval (bbox): {'backend', 'map', 'map50', 'map75', 'map_small', 'map_medium',
+    'map_large', 'stats' (6,): AP, AP50, AP75, APs, APm, APl, 'summary'}.
 
     gt: a COCO dataset dict (coco_ground_truth); preds: COCO result entries (coco_predictions).
-    Returns None when neither pycocotools nor faster-coco-eval is installed. COCOeval keeps the 100
-    best-scored detections per image and class (maxDets=100). With no predictions every AP is 0.
+    max_det: COCOeval's largest maxDets (detections kept per image and class; COCO's own default is 100, the
+    validator passes its max_det so that both score the same detections). Returns None when neither
+    pycocotools nor faster-coco-eval is installed. With no predictions every AP is 0; a size range with no
+    ground truth is -1, as COCOeval reports it.
     """
     backend = _backend()
     if backend is None:
         return None
     name, COCO, COCOeval = backend
     if not preds or not gt["annotations"]:
-        return {"backend": name, "map": 0.0, "map50": 0.0, "map75": 0.0, "stats": [0.0] * 12, "summary": ""}
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+        return {"backend": name, "map": 0.0, "map50": 0.0, "map75": 0.0, "map_small": -1.0, "map_medium": -1.0,
+                "map_large": -1.0, "stats": [0.0] * 6, "summary": ""}
+    with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = json.loads(json.dumps(gt))  # a private copy: loadRes annotates what it gets
         coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(json.loads(json.dumps(preds)))
         ev = COCOeval(coco_gt, coco_dt, "bbox")
+        ev.params.maxDets = [1, 10, int(max_det)]
         ev.evaluate()
         ev.accumulate()
-        ev.summarize()
-    stats = [max(float(s), 0.0) for s in ev.stats]  # -1 (nothing to evaluate) -> 0
-    summary = "\n".join(line for line in out.getvalue().splitlines() if line.lstrip().startswith("Average"))
-    return {"backend": name, "map": stats[0], "map50": stats[1], "map75": stats[2], "stats": stats,
-            "summary": summary}
+    # Read the APs from the accumulated precision (T, R, K, A, M) at the largest maxDets: COCOeval.summarize()
+    # reads its headline AP at a fixed maxDets=100, which is -1 when maxDets does not contain 100.
+    prec = np.asarray(ev.eval["precision"])
+
+    def ap(t=slice(None), area: int = 0) -> float:
+        s = prec[t, :, :, area, -1]
+        s = s[s > -1]
+        return float(s.mean()) if s.size else -1.0
+
+    raw = [ap(), ap(0), ap(5), ap(area=1), ap(area=2), ap(area=3)]
+    labels = ["IoU=0.50:0.95 | area=   all", "IoU=0.50      | area=   all", "IoU=0.75      | area=   all",
+              "IoU=0.50:0.95 | area= small", "IoU=0.50:0.95 | area=medium", "IoU=0.50:0.95 | area= large"]
+    summary = "\n".join(f" Average Precision  (AP) @[ {lab} | maxDets={int(max_det):>3d} ] = {v:0.3f}"
+                        for lab, v in zip(labels, raw))
+    stats = [max(v, 0.0) for v in raw]  # -1 (nothing to evaluate) -> 0 for the overall figures
+    return {"backend": name, "map": stats[0], "map50": stats[1], "map75": stats[2], "map_small": raw[3],
+            "map_medium": raw[4], "map_large": raw[5], "stats": stats, "summary": summary}

@@ -1,4 +1,4 @@
-"""Greedy one-to-one box matching and the detection confusion matrix (with a background class)."""
+"""The detection confusion matrix (with a background class), matched in COCO order."""
 
 from __future__ import annotations
 
@@ -8,32 +8,8 @@ import numpy as np
 import torch
 
 from ultralytics.utils import LOGGER, UserError
+from ultralytics.utils.matching import match_by_score
 from ultralytics.utils.ops import box_iou
-
-
-def greedy_pairs(score: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy one-to-one matching, highest score first: score, valid (M, N) -> matched (rows (k,), cols (k,)).
-
-    Equivalent to walking the valid pairs in order of (score desc, row asc, col asc) and keeping a pair when
-    neither its row nor its column is taken. Vectorised as rounds: a pair that is the first maximum of both
-    its row and its column is kept by that walk, so each round keeps all such pairs and drops their rows
-    and columns (at least one pair per round; usually a few rounds in all).
-    """
-    s = np.where(valid, score, -np.inf).astype(np.float64)
-    rows, cols = [], []
-    while s.size and np.isfinite(s).any():
-        row_best = s.argmax(1)  # (M,) first best column of each row
-        col_best = s.argmax(0)  # (N,) first best row of each column
-        r = np.arange(s.shape[0])
-        keep = np.isfinite(s[r, row_best]) & (col_best[row_best] == r)
-        r, c = r[keep], row_best[keep]
-        rows.append(r)
-        cols.append(c)
-        s[r, :] = -np.inf
-        s[:, c] = -np.inf
-    if not rows:
-        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
-    return np.concatenate(rows), np.concatenate(cols)
 
 
 class ConfusionMatrix:
@@ -41,8 +17,9 @@ class ConfusionMatrix:
 
     The last row/column is background: column nc counts predictions matching no ground truth (false
     positives), row nc counts ground truths matched by no prediction (missed). Predictions with
-    conf <= `conf` are ignored; a prediction and a ground truth match (class-agnostic, greedy on IoU,
-    one-to-one) when IoU > `iou_thres`, and the pair is counted at (predicted class, true class).
+    conf <= `conf` are ignored; predictions in descending score each take the free ground truth of highest
+    IoU > `iou_thres` (class-agnostic, one-to-one, the order COCOeval matches in), and the pair is counted at
+    (predicted class, true class).
     """
 
     def __init__(self, nc: int, conf: float = 0.25, iou_thres: float = 0.45) -> None:
@@ -74,7 +51,9 @@ class ConfusionMatrix:
             return
         gt = torch.as_tensor(gt_bboxes).detach().cpu().double().reshape(-1, 4)
         iou = box_iou(gt, det[:, :4]).double().numpy()  # (M, N)
-        gi, dj = greedy_pairs(iou, iou > self.iou_thres)
+        match = match_by_score(iou, (iou > self.iou_thres)[..., None], det[:, 4].numpy())[:, 0]  # (N,) gt or -1
+        dj = np.nonzero(match >= 0)[0]
+        gi = match[dj]
         np.add.at(self.matrix, (det_cls[dj], gt_cls[gi]), 1)
         missed = np.ones(len(gt_cls), dtype=bool)
         missed[gi] = False

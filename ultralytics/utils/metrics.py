@@ -1,4 +1,4 @@
-"""Detection metrics: prediction/ground-truth matching, COCO-style AP, and the P/R/mAP containers.
+"""Detection metrics: COCO AP (overall and per area range) and the P/R/mAP containers. Nothing here draws.
 
 Conventions (COCO, pycocotools ``COCOeval``):
 - AP is the mean over 101 recall thresholds 0, 0.01, ..., 1 of the precision envelope sampled as a
@@ -7,6 +7,9 @@ Conventions (COCO, pycocotools ``COCOeval``):
 - The evaluated classes are the classes that have ground truth. Predictions of a class with no ground
   truth are ignored (COCO ignores categories without ground truth); with no ground truth at all no
   class is evaluated and every mean is 0.
+- Matching is COCOeval's (ultralytics.utils.matching): detections in descending score, per IoU threshold.
+- Size AP (small < 32^2, medium 32^2-96^2, large > 96^2 px^2 of box area in the original image) follows
+  COCOeval's ignore rules; a range with no ground truth has AP -1, as COCOeval reports it.
 - P and R are reported at the one confidence threshold that maximises the class-mean F1 (mean F1 on a
   1000-point confidence grid, lightly box-smoothed before the argmax, as Ultralytics does).
 """
@@ -18,9 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ultralytics.utils.confusion_matrix import ConfusionMatrix, greedy_pairs
+from ultralytics.utils.confusion_matrix import ConfusionMatrix
+from ultralytics.utils.matching import match_predictions
 
-__all__ = ("match_predictions", "compute_ap", "ap_per_class", "smooth", "Metric", "DetMetrics", "ConfusionMatrix")
+__all__ = ("match_predictions", "compute_ap", "ap_per_class", "smooth", "Metric", "DetMetrics", "ConfusionMatrix",
+           "SIZE_RANGES")
+
+SIZE_RANGES = ("small", "medium", "large")
 
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)  # COCO 101-point recall grid
 
@@ -28,62 +35,6 @@ RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)  # COCO 101-point recall grid
 def _np(x) -> np.ndarray:
     """Return x (tensor, ndarray or sequence) as a numpy array on the CPU."""
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def match_predictions(pred_classes, true_classes, iou, iouv, conf=None):
-    """Mark each prediction as a true positive or not at each IoU threshold.
-
-    pred_classes: (N,) predicted class ids; true_classes: (M,) ground-truth class ids;
-    iou: (M, N) IoU of every ground truth with every prediction; iouv: (T,) IoU thresholds.
-    conf: optional (N,) scores. Without it (default) matching is greedy on IoU: candidate pairs of the same
-    class with IoU >= t are taken highest IoU first, each prediction and each ground truth at most once.
-    With it the COCO order is used: predictions by descending score each take the free same-class ground
-    truth of highest IoU >= t (this is what pycocotools does, and it matches COCOeval exactly).
-    Returns: (N, T) bool, a torch tensor on pred_classes' device if pred_classes is a tensor, else ndarray.
-    """
-    device = pred_classes.device if isinstance(pred_classes, torch.Tensor) else None
-    pc, tc, iou_np, thr = _np(pred_classes).reshape(-1), _np(true_classes).reshape(-1), _np(iou), _np(iouv)
-    thr = thr.astype(np.float64).reshape(-1)
-    n, m = pc.shape[0], tc.shape[0]
-    correct = np.zeros((n, thr.shape[0]), dtype=bool)
-    if n and m:
-        iou_np = iou_np.astype(np.float64).reshape(m, n)
-        valid = (tc[:, None] == pc[None, :]) & (iou_np >= thr.min())  # (M, N) candidate pairs
-        if conf is None:
-            correct = _match_by_iou(iou_np, valid, thr)
-        else:
-            correct = _match_by_score(iou_np, valid, thr, _np(conf).reshape(-1))
-    return torch.from_numpy(correct).to(device) if device is not None else correct
-
-
-def _match_by_iou(iou: np.ndarray, valid: np.ndarray, thr: np.ndarray) -> np.ndarray:
-    """Greedy highest-IoU-first matching for all thresholds at once: iou, valid (M, N) -> (N, T) bool.
-
-    The pairs with IoU >= t are a prefix of the pairs sorted by IoU, and a greedy pass never revisits a
-    decision, so the matching at threshold t is the matching at the lowest threshold restricted to IoU >= t.
-    """
-    correct = np.zeros((iou.shape[1], thr.shape[0]), dtype=bool)
-    gi, pj = greedy_pairs(iou, valid)
-    correct[pj] = iou[gi, pj][:, None] >= thr[None, :]
-    return correct
-
-
-def _match_by_score(iou: np.ndarray, valid: np.ndarray, thr: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """COCOeval matching: predictions by descending score take their best free gt. iou (M, N) -> (N, T)."""
-    m, n = iou.shape
-    t = thr.shape[0]
-    correct = np.zeros((n, t), dtype=bool)
-    gt_used = np.zeros((m, t), dtype=bool)
-    cols = np.arange(t)
-    order = np.argsort(-conf, kind="stable")
-    for j in order[valid.any(0)[order]]:  # only predictions with at least one candidate
-        cand = valid[:, j, None] & (iou[:, j, None] >= thr[None, :]) & ~gt_used  # (M, T)
-        score = np.where(cand, iou[:, j, None], -1.0)
-        g = score.argmax(0)  # (T,) best free gt per threshold
-        ok = cand[g, cols]
-        correct[j, ok] = True
-        gt_used[g[ok], cols[ok]] = True
-    return correct
 
 
 def compute_ap(recall, precision) -> tuple[float, np.ndarray, np.ndarray]:
@@ -121,25 +72,26 @@ def _at_thresholds(conf_sorted: np.ndarray, values: np.ndarray, x: np.ndarray, e
     return np.where(k > 0, values[np.maximum(k - 1, 0)], empty)
 
 
-def ap_per_class(tp, conf, pred_cls, target_cls, plot: bool = False, save_dir: Path = Path(),
-                 names: dict | None = None, prefix: str = "", eps: float = 1e-16) -> tuple:
+def ap_per_class(tp, conf, pred_cls, target_cls, ignore=None, eps: float = 1e-16) -> tuple:
     """AP per class and IoU threshold, and P, R, F1 at the confidence of maximum mean F1.
 
     tp: (n, T) bool true-positive flags per prediction and IoU threshold; conf: (n,) scores;
-    pred_cls: (n,) predicted classes; target_cls: (m,) classes of all ground-truth boxes.
+    pred_cls: (n,) predicted classes; target_cls: (m,) classes of the (non-ignored) ground-truth boxes;
+    ignore: optional (n, T) bool, predictions that count neither as TP nor FP at that threshold (COCO's
+    ignored detections of an area range).
     Evaluated classes (c of them) are those with ground truth; a class with no prediction has AP 0.
     Curves are sampled on a 1000-point grid x in [0, 1]: p/r/f1 curves against confidence threshold
     (precision with no prediction kept counts as 0), prec_values against recall (IoU 0.5 envelope).
     Returns (tp (c,), fp (c,), p (c,), r (c,), f1 (c,), ap (c, T), unique_classes (c,) int,
              p_curve (c, 1000), r_curve (c, 1000), f1_curve (c, 1000), x (1000,), prec_values (c, 1000)),
-    tp/fp being the counts at the chosen confidence (IoU 0.5). With plot=True writes {prefix}PR_curve.png,
-    {prefix}F1_curve.png, {prefix}P_curve.png and {prefix}R_curve.png to save_dir.
+    tp/fp being the counts at the chosen confidence (IoU 0.5).
     """
     tp, conf = _np(tp).astype(bool), _np(conf).astype(np.float64).reshape(-1)
     tp = tp[:, None] if tp.ndim == 1 else tp  # (n, T)
+    ignore = np.zeros_like(tp) if ignore is None else _np(ignore).astype(bool).reshape(tp.shape)
     pred_cls, target_cls = _np(pred_cls).reshape(-1), _np(target_cls).reshape(-1)
     order = np.argsort(-conf, kind="stable")
-    tp, conf, pred_cls = tp[order], conf[order], pred_cls[order]
+    tp, ignore, conf, pred_cls = tp[order], ignore[order], conf[order], pred_cls[order]
 
     unique_classes, nt = np.unique(target_cls, return_counts=True)
     nc, n_iou = unique_classes.shape[0], tp.shape[1]
@@ -147,16 +99,14 @@ def ap_per_class(tp, conf, pred_cls, target_cls, plot: bool = False, save_dir: P
     ap = np.zeros((nc, n_iou))
     p_curve, r_curve, prec_values = np.zeros((nc, 1000)), np.zeros((nc, 1000)), np.zeros((nc, 1000))
     tp_curve, fp_curve = np.zeros((nc, 1000)), np.zeros((nc, 1000))  # counts kept at each threshold (IoU 0.5)
-    max_conf = np.full(nc, -1.0)  # highest score of each class's predictions
     for ci, c in enumerate(unique_classes):
         i = pred_cls == c
         if not i.any():
             continue
-        max_conf[ci] = conf[i][0]
-        tpc = tp[i].cumsum(0)  # (n_c, T) cumulative true positives
-        fpc = (~tp[i]).cumsum(0)
+        tpc = (tp[i] & ~ignore[i]).cumsum(0)  # (n_c, T) cumulative true positives
+        fpc = (~tp[i] & ~ignore[i]).cumsum(0)  # an ignored prediction repeats the previous point, as in COCOeval
         recall = tpc / nt[ci]
-        precision = tpc / (tpc + fpc)
+        precision = tpc / (tpc + fpc + np.spacing(1))  # 0 before the first counted prediction, as COCOeval
         r_curve[ci] = _at_thresholds(conf[i], recall[:, 0], x, 0.0)
         p_curve[ci] = _at_thresholds(conf[i], precision[:, 0], x, 0.0)
         tp_curve[ci] = _at_thresholds(conf[i], tpc[:, 0], x, 0.0)
@@ -167,18 +117,6 @@ def ap_per_class(tp, conf, pred_cls, target_cls, plot: bool = False, save_dir: P
                 prec_values[ci] = mpre[np.minimum(np.searchsorted(mrec, x, side="left"), len(mrec) - 1)]
 
     f1_curve = 2 * p_curve * r_curve / (p_curve + r_curve + eps)
-    names = names if isinstance(names, dict) else dict(enumerate(names or []))
-    if plot:
-        from ultralytics.utils.plot_curves import plot_mc_curve, plot_pr_curve
-
-        labels = [names.get(int(c), str(int(c))) for c in unique_classes]
-        save_dir = Path(save_dir)
-        plot_pr_curve(x, prec_values, ap, save_dir / f"{prefix}PR_curve.png", labels)
-        plot_mc_curve(x, f1_curve, save_dir / f"{prefix}F1_curve.png", labels, ylabel="F1")
-        p_kept = np.where(x[None] <= max_conf[:, None], p_curve, np.nan)  # undefined once nothing is kept
-        plot_mc_curve(x, p_kept, save_dir / f"{prefix}P_curve.png", labels, ylabel="Precision")
-        plot_mc_curve(x, r_curve, save_dir / f"{prefix}R_curve.png", labels, ylabel="Recall")
-
     i = int(smooth(f1_curve.mean(0), 0.1).argmax()) if nc else 0
     p, r, f1 = p_curve[:, i], r_curve[:, i], f1_curve[:, i]
     return (tp_curve[:, i], fp_curve[:, i], p, r, f1, ap, unique_classes.astype(int), p_curve, r_curve, f1_curve, x,
@@ -196,6 +134,24 @@ class Metric:
         self.nc = 0  # number of classes of the dataset (length of `maps`)
         self.p_curve = self.r_curve = self.f1_curve = self.prec_values = np.zeros((0, 1000))
         self.px = np.linspace(0, 1, 1000)
+        self.size_ap = {r: -1.0 for r in SIZE_RANGES}  # mAP50-95 per COCO area range; -1 = not evaluated
+        self.size_nt = {r: 0 for r in SIZE_RANGES}  # ground-truth boxes in each range
+
+    @property
+    def map_small(self) -> float:
+        """COCO APs: mAP50-95 over ground truths of area < 32^2 px^2 (original image); -1 when there are none
+        (or when sizes were not evaluated, as during training), as COCOeval reports a range with no objects."""
+        return self.size_ap["small"]
+
+    @property
+    def map_medium(self) -> float:
+        """COCO APm: mAP50-95 over ground truths of area 32^2..96^2 px^2; -1 when there are none."""
+        return self.size_ap["medium"]
+
+    @property
+    def map_large(self) -> float:
+        """COCO APl: mAP50-95 over ground truths of area > 96^2 px^2; -1 when there are none."""
+        return self.size_ap["large"]
 
     @property
     def ap50(self) -> np.ndarray:
@@ -270,21 +226,26 @@ class DetMetrics:
     keys = ["metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"]
     curves = ["Precision-Recall(B)", "F1-Confidence(B)", "Precision-Confidence(B)", "Recall-Confidence(B)"]
 
-    def __init__(self, save_dir: Path = Path("."), plot: bool = False, names: dict | None = None) -> None:
-        """save_dir: where curves go when plot=True; names: {class id: name}."""
-        self.save_dir = Path(save_dir)
-        self.plot = plot
+    def __init__(self, names: dict | None = None) -> None:
+        """names: {class id: name}. Curves are drawn by ultralytics.utils.plot_curves.plot_metric_curves."""
         names = names or {}
         self.names = names if isinstance(names, dict) else dict(enumerate(names))
         self.box = Metric()
         self.speed = {"preprocess": 0.0, "inference": 0.0, "loss": 0.0, "postprocess": 0.0}  # ms per image
 
-    def process(self, tp, conf, pred_cls, target_cls) -> dict[str, float]:
-        """Evaluate: tp (n, 10) bool, conf (n,), pred_cls (n,), target_cls (m,); returns results_dict."""
-        results = ap_per_class(tp, conf, pred_cls, target_cls, plot=self.plot, save_dir=self.save_dir,
-                               names=self.names)[2:]
+    def process(self, tp, conf, pred_cls, target_cls, sizes: dict | None = None) -> dict[str, float]:
+        """Evaluate: tp (n, 10) bool, conf (n,), pred_cls (n,), target_cls (m,); returns results_dict.
+
+        sizes: optional {range: (tp (n, 10), ignored (n, 10), target_cls of the range's ground truths)} for
+        'small', 'medium', 'large' (from ultralytics.utils.matching.match_by_area), giving `.box.map_small` etc.
+        """
         self.box.nc = len(self.names)
-        self.box.update(results)
+        self.box.update(ap_per_class(tp, conf, pred_cls, target_cls)[2:])
+        for r, (tp_r, ig_r, tc_r) in (sizes or {}).items():
+            tc_r = _np(tc_r).reshape(-1)
+            self.box.size_nt[r] = len(tc_r)
+            self.box.size_ap[r] = float(ap_per_class(tp_r, conf, pred_cls, tc_r, ignore=ig_r)[5].mean()) if len(tc_r) \
+                else -1.0
         return self.results_dict
 
     @property

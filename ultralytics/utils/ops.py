@@ -79,17 +79,19 @@ def clip_boxes(boxes, shape):
 
 
 def scale_boxes(img1_shape, boxes, img0_shape, ratio_pad=None):
-    """Map xyxy boxes (N, 4) from a letterboxed image of shape img1_shape back to img0_shape (h, w).
+    """The one inverse letterbox: xyxy boxes (N, 4) from a letterboxed image of shape img1_shape back to the
+    original image of shape img0_shape (h, w), in place and clipped to it; returns them.
 
-    ratio_pad: ((r, r), (pad_w, pad_h)) as the dataset recorded it; computed from the shapes if None.
+    ratio_pad: ((gain_h, gain_w), (pad_w, pad_h)) as the dataset / LetterBox recorded it (the two gains differ
+    slightly when the resized size was rounded, so x uses gain_w and y gain_h); computed from the shapes if None.
     """
     if ratio_pad is None:
         gain = min(img1_shape[0] / img0_shape[0], img1_shape[1] / img0_shape[1])
+        gh = gw = gain
         pad_w = round((img1_shape[1] - img0_shape[1] * gain) / 2 - 0.1)
         pad_h = round((img1_shape[0] - img0_shape[0] * gain) / 2 - 0.1)
     else:
-        gain, (pad_w, pad_h) = ratio_pad[0][0], ratio_pad[1]
-    boxes[..., [0, 2]] -= pad_w
-    boxes[..., [1, 3]] -= pad_h
-    boxes[..., :4] /= gain
+        (gh, gw), (pad_w, pad_h) = ratio_pad
+    boxes[..., [0, 2]] = (boxes[..., [0, 2]] - pad_w) / gw
+    boxes[..., [1, 3]] = (boxes[..., [1, 3]] - pad_h) / gh
     return clip_boxes(boxes, img0_shape)

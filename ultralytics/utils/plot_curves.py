@@ -237,3 +237,21 @@ def plot_results(csv_file: str | Path = "results.csv", save_path: str | Path | N
             ax.legend(fontsize=7)
     out = Path(save_path) if save_path else Path(csv_file).with_name("results.png")
     return save_figure(fig, out, dpi=200)
+
+
+def plot_metric_curves(box, save_dir: str | Path, names: dict | None = None, prefix: str = "") -> list[Path]:
+    """Draw PR_curve.png, F1_curve.png, P_curve.png and R_curve.png of a metrics `.box` (Metric) into save_dir.
+
+    box: ultralytics.utils.metrics.Metric after DetMetrics.process (curves (c, 1000) over the grid px).
+    The precision curve is left blank past the highest confidence at which a class keeps any prediction.
+    """
+    names = names or {}
+    labels = [str(names.get(int(c), int(c))) for c in box.ap_class_index]
+    save_dir, x = Path(save_dir), box.px
+    kept = (box.p_curve > 0) | (box.r_curve > 0)  # (c, 1000): something is kept at this confidence
+    last = np.where(kept.any(1), kept.shape[1] - 1 - kept[:, ::-1].argmax(1), -1)
+    p_kept = np.where(np.arange(len(x))[None] <= last[:, None], box.p_curve, np.nan)
+    return [plot_pr_curve(x, box.prec_values, box.all_ap, save_dir / f"{prefix}PR_curve.png", labels),
+            plot_mc_curve(x, box.f1_curve, save_dir / f"{prefix}F1_curve.png", labels, ylabel="F1"),
+            plot_mc_curve(x, p_kept, save_dir / f"{prefix}P_curve.png", labels, ylabel="Precision"),
+            plot_mc_curve(x, box.r_curve, save_dir / f"{prefix}R_curve.png", labels, ylabel="Recall")]

@@ -17,8 +17,10 @@ class v10Detect(nn.Module):
     """YOLOv10 head over three levels (strides 8, 16, 32).
 
     Training: {'one2many': [p3, p4, p5], 'one2one': [p3, p4, p5]}, each (B, 4*reg_max + nc, H_i, W_i).
-    Eval: (B, max_det, 6) rows x1, y1, x2, y2 (input pixels), score, class from the one-to-one branch
-    by top-k: no NMS. The one-to-one branch reads detached features, as in the paper.
+    Eval, `nms = False` (default): (B, max_det, 6) rows x1, y1, x2, y2 (input pixels), score, class from the
+    one-to-one branch by top-k: no NMS (the YOLOv10 paper). Eval, `nms = True`: (B, A, 4 + nc) decoded boxes
+    and class scores of the one-to-many branch, for ultralytics.utils.nms.non_max_suppression (Ultralytics
+    8.4's default way of scoring YOLOv10). The one-to-one branch reads detached features, as in the paper.
     """
 
     max_det = 300
@@ -47,6 +49,7 @@ class v10Detect(nn.Module):
         self.one2one_cv2 = copy.deepcopy(self.cv2)
         self.one2one_cv3 = copy.deepcopy(self.cv3)
         self._anchor_cache: tuple | None = None  # (shapes key, anchors, strides), rebuilt when shapes change
+        self.nms = False  # eval output: False = one-to-one top-k; True = decoded one-to-many maps (NMS follows)
 
     def _branch(self, x: list[torch.Tensor], box: nn.ModuleList, cls: nn.ModuleList) -> list[torch.Tensor]:
         return [torch.cat((box[i](x[i]), cls[i](x[i])), 1) for i in range(self.nl)]
@@ -56,10 +59,15 @@ class v10Detect(nn.Module):
         one2one = self._branch([xi.detach() for xi in x], self.one2one_cv2, self.one2one_cv3)
         if self.training:
             return {"one2many": self._branch(x, self.cv2, self.cv3), "one2one": one2one}
-        y = self.postprocess(self.decode(one2one), self.max_det, self.nc)
-        if raw:
-            return y, {"one2many": self._branch(x, self.cv2, self.cv3), "one2one": one2one}
-        return y
+        if self.nms and self.cv2 is None:
+            raise RuntimeError("nms=True decodes the one-to-many head, which this fused model no longer has; "
+                               "use nms=False (the one-to-one head) or an unfused model")
+        one2many = self._branch(x, self.cv2, self.cv3) if self.cv2 is not None and (raw or self.nms) else None
+        if self.nms:
+            y = self.decode(one2many)
+        else:
+            y = self.postprocess(self.decode(one2one), self.max_det, self.nc)
+        return (y, {"one2many": one2many, "one2one": one2one}) if raw else y
 
     def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         """Raw maps -> (B, A, 4 + nc): xyxy boxes in input pixels and sigmoid class scores."""
@@ -96,5 +104,6 @@ class v10Detect(nn.Module):
                 b[-1].bias.data[: self.nc] = math.log(5 / self.nc / (640 / s) ** 2)
 
     def fuse(self) -> None:
-        """Drop the one-to-many branches: inference uses the one-to-one branch only."""
-        self.cv2 = self.cv3 = None
+        """Drop the one-to-many branches: inference uses the one-to-one branch only (unless nms is set)."""
+        if not self.nms:
+            self.cv2 = self.cv3 = None

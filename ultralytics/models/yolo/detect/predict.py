@@ -50,8 +50,16 @@ class DetectionPredictor:
         from ultralytics.utils.torch_utils import select_device
 
         self.device = select_device(self.args.device, verbose=False)
-        if isinstance(model, DetectionModel) and not model.is_fused and n_images >= FUSE_MIN_IMAGES:
-            model = copy.deepcopy(model).fuse(verbose=False)  # the caller's model stays trainable
+        if isinstance(model, DetectionModel):
+            head = model.model[-1]
+            if self.args.nms and head.cv2 is None:
+                raise UserError("nms=True predicts with the one-to-many head, which this fused model no longer has; "
+                                "use the unfused checkpoint or nms=False")
+            fuse = not model.is_fused and n_images >= FUSE_MIN_IMAGES
+            model = copy.deepcopy(model)  # the caller's model stays as it was (trainable, its head settings)
+            model.model[-1].nms, model.model[-1].max_det = bool(self.args.nms), int(self.args.max_det)
+            if fuse:
+                model.fuse(verbose=False)  # keeps the one-to-many branch when nms=True
         model = model.to(self.device).eval()
         self.half = bool(self.args.half) and self.device.type == "cuda"
         return model.half() if self.half else model.float()
@@ -136,13 +144,21 @@ class DetectionPredictor:
 
     def postprocess(self, preds: torch.Tensor, x: torch.Tensor, ims: list[np.ndarray], names: list[str],
                     ratio_pads: list, class_names: dict) -> list[Results]:
-        """(B, K, 6) letterboxed detections -> one Results per image, boxes in original pixels (on the CPU)."""
+        """Head output -> one Results per image, boxes in original pixels (on the CPU).
+
+        nms=False: preds (B, K, 6) one-to-one top-k (no NMS); nms=True: preds (B, A, 4 + nc) one-to-many maps,
+        through class-aware NMS at `iou` keeping each box's best class (as Ultralytics predicts).
+        """
         conf = 0.25 if self.args.conf is None else self.args.conf
+        if self.args.nms:
+            from ultralytics.utils.nms import non_max_suppression
+
+            preds = non_max_suppression(preds, conf, self.args.iou, self.args.max_det, multi_label=False)
         classes = self.args.classes
         if classes is not None:
-            classes = torch.tensor([classes] if isinstance(classes, int) else list(classes), device=preds.device)
+            classes = torch.tensor([classes] if isinstance(classes, int) else list(classes), device=x.device)
         out = []
-        for det, im0, name, rp in zip(preds, ims, names, ratio_pads):
+        for det, im0, name, rp in zip(preds, ims, names, ratio_pads):  # det: (K, 6) by descending score
             det = det[det[:, 4] >= conf].float()
             if classes is not None:
                 det = det[(det[:, 5:6] == classes).any(1)]

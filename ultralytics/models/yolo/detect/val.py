@@ -1,9 +1,12 @@
 """DetectionValidator: P, R, mAP50 and mAP50-95 of a model on a dataset split, per class and overall.
 
-YOLOv10's one-to-one head gives at most one box per object, so no NMS runs here (the `iou` setting is
-unused); detections below `conf` (default 0.001) are dropped, at most `max_det` are kept per image.
-Detections and labels are both mapped back to original image pixels before matching, so the numbers
-do not depend on the letterbox size of a batch.
+The head scored is chosen by `nms`: False (default) scores the one-to-one head, NMS-free (the YOLOv10 paper);
+True decodes the one-to-many head and keeps the max_det best boxes after class-aware NMS at `iou`, every
+(box, class) pair above conf being a candidate (Ultralytics 8.4's default for YOLOv10). Detections below `conf`
+(default 0.001) are dropped, at most `max_det` are kept per image. Detections and labels are both mapped back
+to original image pixels before matching (ops.scale_boxes), so the numbers do not depend on the letterbox
+size of a batch. Matching and AP are COCOeval's (ultralytics.utils.matching), also per area range when
+validating standalone (`metrics.box.map_small`, `map_medium`, `map_large`).
 """
 
 from __future__ import annotations
@@ -17,20 +20,9 @@ import torch
 from tqdm import tqdm
 
 from ultralytics.utils import LOGGER, UserError, colorstr
-from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics, match_predictions
-from ultralytics.utils.ops import box_iou, clip_boxes, xywh2xyxy
-
-
-def unletterbox(boxes: torch.Tensor, ratio_pad, ori_shape) -> torch.Tensor:
-    """Map xyxy boxes (n, 4) from letterboxed pixels to original pixels, in place; returns them.
-
-    ratio_pad: ((gain_h, gain_w), (pad_w, pad_h)) as the dataset / LetterBox recorded it. The two gains
-    differ slightly when the loader rounded the resized size, so each axis uses its own.
-    """
-    (gh, gw), (pw, ph) = ratio_pad
-    boxes[:, [0, 2]] = (boxes[:, [0, 2]] - pw) / gw
-    boxes[:, [1, 3]] = (boxes[:, [1, 3]] - ph) / gh
-    return clip_boxes(boxes, ori_shape)
+from ultralytics.utils.matching import AREA_RANGES, match_by_area
+from ultralytics.utils.metrics import SIZE_RANGES, ConfusionMatrix, DetMetrics
+from ultralytics.utils.ops import scale_boxes, xywh2xyxy
 
 
 class DetectionValidator:
@@ -89,9 +81,31 @@ class DetectionValidator:
             self.save_dir = increment_path(project / (args.name or "exp"), exist_ok=args.exist_ok)
         from ultralytics.nn.tasks import DetectionModel
 
-        if isinstance(model, DetectionModel) and not model.is_fused:
-            model = copy.deepcopy(model).fuse(verbose=False)  # folded BNs: faster; the caller's model is untouched
+        if isinstance(model, DetectionModel):
+            if args.nms and model.model[-1].cv2 is None:
+                raise UserError("nms=True scores the one-to-many head, which this fused model no longer has; "
+                                "validate the unfused checkpoint (best.pt / last.pt) or use nms=False")
+            fused = model.is_fused
+            model = copy.deepcopy(model)  # the caller's model is untouched
+            self._set_head(model)
+            if not fused:
+                model.fuse(verbose=False)  # folded BNs: faster (the head keeps its one-to-many branch when nms=True)
         return model.to(self.device).eval()
+
+    def _set_head(self, model) -> tuple | None:
+        """Make the head decode what `nms` asks for, up to max_det boxes; returns the previous (nms, max_det)."""
+        head = model.model[-1] if hasattr(model, "model") else None
+        if not hasattr(head, "nms"):
+            return None
+        prev = (head.nms, head.max_det)
+        head.nms, head.max_det = bool(self.args.nms), int(self.args.max_det)
+        return prev
+
+    def head_description(self) -> str:
+        """Which head the numbers score, for the line above the table."""
+        if self.args.nms:
+            return f"one-to-many head + class-aware NMS (nms=True, iou={self.args.iou}, max_det={self.args.max_det})"
+        return f"one-to-one head, NMS-free top-{self.args.max_det} (nms=False)"
 
     def _build_loader(self, stride: int):
         """Rectangular-batch loader over args.split; an absent or empty split is a UserError naming it."""
@@ -117,9 +131,11 @@ class DetectionValidator:
     def __call__(self, trainer=None, model=None) -> DetMetrics:
         self.training = trainer is not None
         self._own_loader = False
+        head_state = None
         if self.training:
             self.device, self.data = trainer.device, trainer.data
             model = trainer.ema.ema if trainer.ema else trainer.model
+            head_state = self._set_head(model)  # restored below: the trained model is left as it was
             half = trainer.amp
             self.loss = torch.zeros(3, device=self.device)
         else:
@@ -130,6 +146,8 @@ class DetectionValidator:
         model = model.half() if half else model.float()
         model.eval()
         self.init_metrics()
+        if not self.training:
+            LOGGER.info(f"Scoring the {self.head_description()}")
         plots = bool(self.args.plots) and not self.training
         cuda = self.device.type == "cuda"
         dt, wait, n_wait = np.zeros(4), 0.0, 0
@@ -166,6 +184,8 @@ class DetectionValidator:
             self._starvation_hint(loader)
         if self._own_loader:
             self.dataloader = None  # stops its worker processes
+        if head_state is not None:
+            model.model[-1].nms, model.model[-1].max_det = head_state
         model.float()
         return self.metrics
 
@@ -173,12 +193,13 @@ class DetectionValidator:
         """Fresh accumulators for one pass over the loader."""
         names = self.data["names"]
         self.nc = len(names)
-        self.metrics = DetMetrics(save_dir=self.save_dir or Path("."), plot=bool(self.args.plots) and not self.training,
-                                  names=names)
+        self.metrics = DetMetrics(names=names)
         self.metrics.coco = None
         conf = 0.25 if self.args.conf is None else max(self.args.conf, 0.25)
         self.confusion = ConfusionMatrix(self.nc, conf=conf)
+        self.ranges = AREA_RANGES if not self.training else {"all": AREA_RANGES["all"]}  # sizes: standalone only
         self.stats = {"tp": [], "conf": [], "pred_cls": [], "target_cls": []}
+        self.stats.update({f"{k}_{r}": [] for r in self.ranges if r != "all" for k in ("tp", "ig", "target_cls")})
         self.images_per_class = np.zeros(self.nc, dtype=np.int64)
         self.seen = 0
         self.jdict: list[dict] = []
@@ -195,8 +216,16 @@ class DetectionValidator:
         return preprocess_batch(batch, self.device, half=half)
 
     def postprocess(self, preds: torch.Tensor) -> list[torch.Tensor]:
-        """(B, K, 6) head output sorted by score -> per image (n, 6) float with score >= conf, n <= max_det."""
+        """Head output -> per image (n, 6) float x1, y1, x2, y2, score, class, by score, n <= max_det.
+
+        nms=False: preds (B, K, 6) one-to-one top-k, kept where score >= conf. nms=True: preds (B, A, 4 + nc)
+        decoded one-to-many maps, through multi-label class-aware NMS (score > conf).
+        """
         conf = 0.001 if self.args.conf is None else self.args.conf
+        if self.args.nms:
+            from ultralytics.utils.nms import non_max_suppression
+
+            return non_max_suppression(preds, conf, self.args.iou, self.args.max_det, multi_label=True)
         return [p[p[:, 4] >= conf][: self.args.max_det].float() for p in preds]
 
     def update_metrics(self, preds: list[torch.Tensor], batch: dict) -> None:
@@ -208,13 +237,17 @@ class DetectionValidator:
             keep = batch["batch_idx"] == si
             cls = batch["cls"][keep].view(-1).cpu()
             ori, ratio_pad = batch["ori_shape"][si], batch["ratio_pad"][si]
-            gt = unletterbox(xywh2xyxy(batch["bboxes"][keep].float()) * scale, ratio_pad, ori).cpu()
+            gt = scale_boxes((h, w), xywh2xyxy(batch["bboxes"][keep].float()) * scale, ori, ratio_pad).cpu()
             det = pred.cpu().clone()
-            det[:, :4] = unletterbox(det[:, :4], ratio_pad, ori)
-            tp = torch.zeros(len(det), len(self.iouv), dtype=torch.bool)
-            if len(det) and len(cls):
-                tp = match_predictions(det[:, 5], cls, box_iou(gt, det[:, :4]), self.iouv)
-            self.stats["tp"].append(tp)
+            det[:, :4] = scale_boxes((h, w), det[:, :4], ori, ratio_pad)
+            matched = match_by_area(det[:, :4], det[:, 4], det[:, 5], gt, cls, self.iouv, self.ranges)
+            for r, (tp_r, ig_r, gt_in) in matched.items():
+                if r == "all":
+                    self.stats["tp"].append(torch.from_numpy(tp_r))
+                else:
+                    self.stats[f"tp_{r}"].append(torch.from_numpy(tp_r))
+                    self.stats[f"ig_{r}"].append(torch.from_numpy(ig_r))
+                    self.stats[f"target_cls_{r}"].append(cls[torch.from_numpy(gt_in)])
             self.stats["conf"].append(det[:, 4])
             self.stats["pred_cls"].append(det[:, 5])
             self.stats["target_cls"].append(cls)
@@ -231,14 +264,21 @@ class DetectionValidator:
     def finalize(self) -> None:
         """Compute the metrics, print the table, write the plots and (save_json) the COCO files."""
         stats = {k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in self.stats.items()}
-        tp = stats["tp"].reshape(-1, len(self.iouv))
+        t = len(self.iouv)
         self.nt_per_class = np.bincount(stats["target_cls"].astype(int), minlength=self.nc)
+        sizes = {r: (stats[f"tp_{r}"].reshape(-1, t), stats[f"ig_{r}"].reshape(-1, t), stats[f"target_cls_{r}"])
+                 for r in SIZE_RANGES if r in self.ranges}
         if len(stats["target_cls"]):
-            self.metrics.process(tp, stats["conf"], stats["pred_cls"], stats["target_cls"])
+            self.metrics.process(stats["tp"].reshape(-1, t), stats["conf"], stats["pred_cls"], stats["target_cls"],
+                                 sizes=sizes)
         self.print_results()
         if self.training or self.save_dir is None:
             return
         if self.args.plots:
+            from ultralytics.utils.plot_curves import plot_metric_curves
+
+            if len(self.metrics.ap_class_index):
+                plot_metric_curves(self.metrics.box, self.save_dir, self.data["names"])
             for normalize in (True, False):
                 self.confusion.plot(normalize=normalize, save_dir=self.save_dir, names=self.data["names"])
         if self.args.save_json:
@@ -258,15 +298,18 @@ class DetectionValidator:
         write_json(gt, self.save_dir / "ground_truth.json")
         LOGGER.info(f"Saving {self.save_dir / 'predictions.json'} ({len(self.jdict)} detections) and "
                     f"{self.save_dir / 'ground_truth.json'} ({len(gt['annotations'])} boxes)")
-        coco = coco_evaluate(gt, self.jdict)
+        coco = coco_evaluate(gt, self.jdict, max_det=self.args.max_det)
         if coco is None:
             LOGGER.info("save_json: install pycocotools or faster-coco-eval to cross-check mAP with COCOeval")
             return
         self.metrics.coco = coco
         if coco["summary"]:
             LOGGER.info(coco["summary"])
-        LOGGER.info(f"COCOeval ({coco['backend']}): mAP50-95 {coco['map']:.4f}, mAP50 {coco['map50']:.4f}   "
-                    f"ours: mAP50-95 {self.metrics.box.map:.4f}, mAP50 {self.metrics.box.map50:.4f}")
+        b = self.metrics.box
+        LOGGER.info(f"COCOeval ({coco['backend']}, maxDets {self.args.max_det}): mAP50-95 {coco['map']:.4f}, "
+                    f"mAP50 {coco['map50']:.4f}, APs/m/l {coco['map_small']:.4f}/{coco['map_medium']:.4f}/"
+                    f"{coco['map_large']:.4f}   ours: mAP50-95 {b.map:.4f}, mAP50 {b.map50:.4f}, APs/m/l "
+                    f"{b.map_small:.4f}/{b.map_medium:.4f}/{b.map_large:.4f}")
 
     def _header(self) -> str:
         return ("%22s" + "%11s" * 6) % ("Class", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)")
@@ -282,9 +325,17 @@ class DetectionValidator:
                 LOGGER.info(fmt % (self.data["names"][int(c)], self.images_per_class[int(c)],
                                    self.nt_per_class[int(c)], *self.metrics.class_result(i)))
         if not self.training:
+            LOGGER.info(self.size_line())
             s = self.metrics.speed
             LOGGER.info(f"Speed: {s['preprocess']:.1f}ms preprocess, {s['inference']:.1f}ms inference, "
                         f"{s['loss']:.1f}ms loss, {s['postprocess']:.1f}ms postprocess per image")
+
+    def size_line(self) -> str:
+        """COCO's APs / APm / APl (mAP50-95 by ground-truth area in the original image) and the object counts."""
+        box = self.metrics.box
+        parts = [f"{r} {'n/a' if ap < 0 else f'{ap:.3f}'} ({box.size_nt[r]} objects)"
+                 for r, ap in zip(SIZE_RANGES, (box.map_small, box.map_medium, box.map_large))]
+        return "mAP50-95 by size (COCO areas <32², 32²-96², >96² px): " + ", ".join(parts)
 
     def _starvation_hint(self, loader) -> None:
         """Say so when the model mostly waited for images (too few loader workers for this machine)."""
