@@ -8,6 +8,8 @@ import math
 import multiprocessing as mp
 import os
 import random
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 
@@ -295,15 +297,39 @@ def _assert_failed_save_keeps_old(target: Path) -> None:
     assert sorted(x.name for x in target.parent.iterdir()) == [target.name]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions; see the simulated test")
 def test_atomic_torch_save_read_only_dir(tmp_path):
-    target = tmp_path / "ro" / "last.pt"
+    """A real read-only directory. Root ignores directory permissions, so as root the save runs in a forked
+    child that has become the unprivileged user 'nobody' (uid 65534) before it tries to write."""
+    root = os.geteuid() == 0
+    base = Path(tempfile.mkdtemp(dir="/tmp")) if root else tmp_path  # pytest's tmp dirs are private to root
+    target = base / "ro" / "last.pt"
     atomic_torch_save({"v": 1}, target)
+    os.chmod(base, 0o755)
     os.chmod(target.parent, 0o555)
     try:
-        _assert_failed_save_keeps_old(target)
+        if not root:
+            _assert_failed_save_keeps_old(target)
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: drop root, try the save, report through the exit code
+            code = 3
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                atomic_torch_save({"w": torch.zeros(1000)}, target)
+                code = 1  # written: the directory was not read-only for this user
+            except FileWriteError as e:
+                code = 0 if str(target) in str(e) and "Permission denied" in str(e) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0  # a FileWriteError naming the file, as for any user
+        assert torch.load(target, weights_only=True) == {"v": 1}
+        assert sorted(x.name for x in target.parent.iterdir()) == [target.name]  # no temp file left
     finally:
         os.chmod(target.parent, 0o755)
+        if root:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def test_atomic_torch_save_failures_simulated(tmp_path, monkeypatch):
