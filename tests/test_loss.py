@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from ultralytics.utils import UserError
-from ultralytics.utils.loss import BboxLoss, DFLoss, v8DetectionLoss, v10DetectLoss
+from ultralytics.utils.loss import BboxLoss, DFLoss, o2m_weight, v8DetectionLoss, v10DetectLoss
 from ultralytics.utils.ops import bbox_iou, box_iou
-from ultralytics.utils.tal import TaskAlignedAssigner, bbox2dist, dist2bbox, make_anchors
+from ultralytics.utils.tal import TaskAlignedAssigner, bbox2dist, dist2bbox, enlarge_small_boxes, make_anchors
 
 STRIDES = torch.tensor([8.0, 16.0, 32.0])
-HYP = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5)
+HYP = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5, v10_loss="classic", epochs=10)
 
 
 def head(nc: int = 2):
@@ -129,8 +129,9 @@ def test_assigner_no_gt_and_all_padding():
     assert not out[3].any() and out[2].abs().sum() == 0
 
 
-def reference_assign(pd_scores, pd_bboxes, anc, gt_labels, gt_bboxes, mask_gt, topk, nc, alpha=0.5, beta=6.0):
-    """A loop-by-loop reading of the task-aligned assignment, for comparison."""
+def reference_assign(pd_scores, pd_bboxes, anc, gt_labels, gt_bboxes, mask_gt, topk, nc, alpha=0.5, beta=6.0,
+                     topk2=None, min_side=0.0):
+    """A loop-by-loop reading of the task-aligned assignment, for comparison (topk2, min_side: 8.4's options)."""
     bs, na, _ = pd_scores.shape
     nm = gt_bboxes.shape[1]
     metric, ov = torch.zeros(bs, nm, na), torch.zeros(bs, nm, na)
@@ -140,6 +141,10 @@ def reference_assign(pd_scores, pd_bboxes, anc, gt_labels, gt_bboxes, mask_gt, t
             if not mask_gt[b, m, 0]:
                 continue
             x1, y1, x2, y2 = gt_bboxes[b, m].tolist()
+            if x2 - x1 < min_side:
+                x1, x2 = (x1 + x2 - min_side) / 2, (x1 + x2 + min_side) / 2
+            if y2 - y1 < min_side:
+                y1, y2 = (y1 + y2 - min_side) / 2, (y1 + y2 + min_side) / 2
             cands = []
             for a in range(na):
                 ax, ay = anc[a].tolist()
@@ -157,6 +162,12 @@ def reference_assign(pd_scores, pd_bboxes, anc, gt_labels, gt_bboxes, mask_gt, t
             if claims[b][a]:
                 fg[b, a] = True
                 idx[b, a] = max(claims[b][a], key=lambda m: float(ov[b, m, a]))
+    if topk2 is not None:  # each gt keeps its topk2 best anchors among those it won
+        for b in range(bs):
+            for m in range(nm):
+                mine = [a for a in range(na) if fg[b, a] and idx[b, a] == m]
+                for a in sorted(mine, key=lambda a: -float(metric[b, m, a]))[topk2:]:
+                    fg[b, a], idx[b, a] = False, 0
     scores = torch.zeros(bs, na, nc)
     for b in range(bs):
         for m in range(nm):
@@ -254,8 +265,8 @@ def test_build_targets_pads_unsorted_batch():
 
 def test_bad_config_and_bad_labels_are_clear_errors():
     with pytest.raises(UserError, match="'dfl'"):
-        v10DetectLoss(head(), {"box": 7.5, "cls": 0.5})
-    loss = v10DetectLoss(head(2), {"box": 7.5, "cls": 0.5, "dfl": 1.5})  # a mapping works too
+        v10DetectLoss(head(), {"box": 7.5, "cls": 0.5, "v10_loss": "classic"})
+    loss = v10DetectLoss(head(2), {"box": 7.5, "cls": 0.5, "dfl": 1.5, "v10_loss": "classic"})  # a mapping too
     batch = {"batch_idx": torch.zeros(1), "cls": torch.tensor([[5.0]]), "bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}
     with pytest.raises(UserError, match="nc=2"):
         loss(random_preds(1, 2, 64), batch)
@@ -363,3 +374,141 @@ def test_tiny_optimisation_fits_one_box():
         best = score.argmax()
         assert int(cls[best]) == 1 and float(score[best]) > 0.5
         assert float(box_iou(boxes[best : best + 1], gt)) > 0.9
+
+
+# ---------------------------------------------------------------- the scheduled recipe (Ultralytics 8.4)
+
+
+def test_enlarge_small_boxes_and_candidates_of_a_tiny_gt():
+    boxes = torch.tensor([[10.0, 10.0, 14.0, 30.0], [0.0, 0.0, 40.0, 40.0]])
+    assert enlarge_small_boxes(boxes, 16).tolist() == [[4.0, 10.0, 20.0, 30.0], [0.0, 0.0, 40.0, 40.0]]
+    # a 4x4 gt centred at (15, 15) between the stride-8 anchor centres 12 and 20: no candidate at all,
+    # widened to 16x16 ([7, 23]) it holds the four anchors (12|20, 12|20)
+    anc = make_anchors([torch.zeros(1, 1, 4, 4)], torch.tensor([8.0]))[0] * 8  # centres 4, 12, 20, 28
+    gt = torch.tensor([[[13.0, 13.0, 17.0, 17.0]]])
+    assert not TaskAlignedAssigner(topk=10)(torch.rand(1, 16, 1), torch.zeros(1, 16, 4), anc, torch.zeros(1, 1, 1),
+                                            gt, torch.ones(1, 1, 1).bool())[3].any()
+    inside = TaskAlignedAssigner(topk=10, min_side=16).select_candidates_in_gts(anc, gt)[0, 0]
+    assert anc[inside].tolist() == [[12.0, 12.0], [20.0, 12.0], [12.0, 20.0], [20.0, 20.0]]
+    # sides >= min_side are left as they are
+    big = torch.tensor([[[0.0, 0.0, 17.0, 16.0]]])
+    assert torch.equal(TaskAlignedAssigner(min_side=16).select_candidates_in_gts(anc, big),
+                       TaskAlignedAssigner().select_candidates_in_gts(anc, big))
+
+
+def topk2_case():
+    """hand_case with a4, a5 almost unscored: gt1's best anchor by metric is then a2, which gt0 also wants."""
+    pd_scores, pd_bboxes, anc, gt_labels, gt_bboxes, mask_gt = hand_case()
+    pd_scores[0, 4:6] = 1e-6
+    return pd_scores, pd_bboxes, anc, gt_labels, gt_bboxes, mask_gt
+
+
+def test_top1_alone_vs_top3_then_conflicts_then_top1():
+    case = topk2_case()
+    # metrics (score**0.5 * CIoU**6): gt1: a2 0.707*0.418**6 = 0.0038 > a4 0.001*0.93**6; gt0: a0 0.707 > a1 > a2
+    # plain top-1: gt0 takes a0, gt1 takes a2 (nobody else claims it)
+    _, _, _, fg, gt_idx = TaskAlignedAssigner(topk=1, num_classes=2)(*case)
+    assert fg[0].tolist() == [True, False, True, False, False, False, False] and gt_idx[0, 2] == 1
+    # top-3: gt0 claims a0, a1, a2; gt1 claims a2, a4, a5; a2 goes to gt0 (CIoU 0.505 > 0.418); then the top-1
+    # per gt among what it holds: gt0 keeps a0, gt1 keeps a4 (CIoU 0.93 beats a5's 0.8 at equal scores)
+    labels, boxes, scores, fg, gt_idx = TaskAlignedAssigner(topk=3, num_classes=2, topk2=1)(*case)
+    assert fg[0].tolist() == [True, False, False, False, True, False, False]
+    assert gt_idx[0, fg[0]].tolist() == [0, 1] and labels[0].tolist() == [0, 2, 2, 2, 1, 2, 2]
+    # one anchor per gt: its target score is its own CIoU with the gt
+    assert float(scores[0, 4, 1]) == pytest.approx(ciou([6.0, 0, 20, 10], [5.0, 0, 20, 10]), abs=1e-5)
+    assert float(scores[0, 0, 0]) == pytest.approx(1.0, abs=1e-5) and scores[0, ~fg[0]].abs().sum() == 0
+    # topk2 >= topk changes nothing
+    plain = TaskAlignedAssigner(topk=3, num_classes=2)(*case)
+    same = TaskAlignedAssigner(topk=3, num_classes=2, topk2=3)(*case)
+    assert all(torch.equal(a, b) for a, b in zip(plain, same))
+
+
+@pytest.mark.parametrize("topk,topk2,min_side", [(7, 1, 16.0), (10, None, 16.0), (7, 2, 0.0)])
+def test_assigner_84_options_match_loop_reference(topk, topk2, min_side):
+    g = torch.Generator().manual_seed(topk + (topk2 or 0))
+    feats = [torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 4, 4)]
+    anc, st = make_anchors(feats, torch.tensor([8.0, 16.0]))
+    anc = anc * st
+    bs, nm, nc, na = 3, 5, 3, anc.shape[0]
+    xy = torch.rand(bs, nm, 2, generator=g) * 50
+    gt_bboxes = torch.cat((xy, xy + 3 + torch.rand(bs, nm, 2, generator=g) * 24), -1)  # 3-27 px: many tiny ones
+    gt_labels = torch.randint(0, nc, (bs, nm, 1), generator=g).float()
+    mask_gt = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]], dtype=torch.bool).unsqueeze(-1)
+    wh = 6 + torch.rand(bs, na, 2, generator=g) * 16
+    ctr = anc + (torch.rand(bs, na, 2, generator=g) - 0.5) * 4
+    pd_bboxes = torch.cat((ctr - wh / 2, ctr + wh / 2), -1)
+    pd_scores = 0.05 + 0.9 * torch.rand(bs, na, nc, generator=g)
+    args = (pd_scores, pd_bboxes, anc, gt_labels, gt_bboxes, mask_gt)
+    _, _, scores, fg, idx = TaskAlignedAssigner(topk=topk, num_classes=nc, topk2=topk2, min_side=min_side)(*args)
+    ref_fg, ref_idx, ref_scores = reference_assign(*args, topk=topk, nc=nc, topk2=topk2, min_side=min_side)
+    # widened tiny gts have candidates whose CIoU is <= 0 (metric 0): which of those fill the top-k is a tie
+    # that top-k breaks its own way; they get target score 0 and weigh nothing in the loss. Compare the rest.
+    eff, ref_eff = fg & (scores.amax(-1) > 0), ref_fg & (ref_scores.amax(-1) > 0)
+    assert eff.sum() >= 6
+    assert torch.equal(eff, ref_eff)
+    assert torch.equal(idx[eff], ref_idx[eff])
+    assert torch.allclose(scores, ref_scores, atol=1e-5)
+    if topk2 is not None:  # at most topk2 anchors per gt
+        for b in range(bs):
+            assert torch.bincount(idx[b][fg[b]], minlength=nm).max() <= topk2
+
+
+def test_o2m_weight_schedule():
+    assert [round(o2m_weight(e, 10), 6) for e in (0, 3, 9, 12)] == [0.8, round(0.1 + 0.7 * 6 / 9, 6), 0.1, 0.1]
+    assert [o2m_weight(e, 2) for e in (0, 1)] == [0.8, pytest.approx(0.1)]
+    assert o2m_weight(0, 1) == 0.8  # a one-epoch run trains at the first epoch's weight
+    assert [round(o2m_weight(e, 15), 4) for e in range(0, 15, 7)] == [0.8, 0.45, 0.1]
+
+
+def scheduled_hyp(epochs: int = 11):
+    return SimpleNamespace(box=7.5, cls=0.5, dfl=1.5, v10_loss="scheduled", epochs=epochs)
+
+
+def test_scheduled_total_weights_branches_and_logs_one2one():
+    preds = random_preds(2, 3, 64, seed=3)
+    batch = {
+        "batch_idx": torch.tensor([0.0, 0.0, 1.0, 1.0]),
+        "cls": torch.tensor([[0.0], [2.0], [1.0], [1.0]]),
+        "bboxes": torch.tensor([[0.4, 0.4, 0.5, 0.6], [0.7, 0.3, 0.3, 0.3], [0.5, 0.5, 0.8, 0.8],
+                                [0.2, 0.2, 0.08, 0.1]]),  # the last one is 5 x 6 px: widened to 16 px
+    }
+    loss = v10DetectLoss(head(3), scheduled_hyp(11))
+    assert loss.weights == (0.8, pytest.approx(0.2))
+    m = v8DetectionLoss(head(3), HYP, tal_topk=10)
+    o = v8DetectionLoss(head(3), HYP, tal_topk=7)
+    m.assigner.min_side = o.assigner.min_side = 16.0
+    o.assigner.topk2 = 1
+    t_m, i_m = m(preds["one2many"], batch)
+    t_o, i_o = o(preds["one2one"], batch)
+    for epoch, w in ((0, 0.8), (5, 0.45), (10, 0.1)):
+        loss.set_epoch(epoch)
+        total, items = loss(preds, batch)
+        assert loss.o2m == pytest.approx(w)
+        assert float(total) == pytest.approx(float(w * t_m + (1 - w) * t_o), rel=1e-5)
+        assert torch.allclose(items, i_o) and torch.allclose(loss.last_items_per_branch, torch.stack((i_m, i_o)))
+    # stateless: the weight depends on the epoch number only, whatever came before
+    loss.set_epoch(9)
+    loss.set_epoch(5)
+    fresh = v10DetectLoss(head(3), scheduled_hyp(11))
+    fresh.set_epoch(5)
+    assert loss.o2m == fresh.o2m
+    # the 8.4 assigners differ from the classic ones on these boxes (the tiny gt gets candidates)
+    classic = v10DetectLoss(head(3), HYP)
+    classic(preds, batch)
+    assert not torch.allclose(classic.last_items_per_branch, loss.last_items_per_branch)
+    classic.set_epoch(7)  # classic ignores the epoch
+    assert classic.weights == (1.0, 1.0) and torch.allclose(classic(preds, batch)[0], classic(preds, batch)[0])
+
+
+def test_recipe_setting_is_checked():
+    for bad in ("cosine", None, 3):
+        with pytest.raises(UserError, match=r"'v10_loss'.*classic/scheduled"):
+            v10DetectLoss(head(), SimpleNamespace(box=7.5, cls=0.5, dfl=1.5, v10_loss=bad, epochs=3))
+    with pytest.raises(UserError, match="'epochs'"):
+        v10DetectLoss(head(), {"box": 7.5, "cls": 0.5, "dfl": 1.5, "v10_loss": "scheduled"})
+    assert v10DetectLoss(head(), {**vars(scheduled_hyp()), "v10_loss": "Scheduled"}).recipe == "scheduled"
+    from ultralytics.cfg import get_cfg
+
+    assert get_cfg().v10_loss in ("classic", "scheduled")
+    with pytest.raises(UserError, match=r"v10_loss='cosine'.*one of classic/scheduled"):
+        get_cfg(overrides={"v10_loss": "cosine"})

@@ -231,25 +231,73 @@ class v8DetectionLoss:
         return items.sum() * bs, items.detach()
 
 
-class v10DetectLoss:
-    """YOLOv10 consistent dual assignment: one-to-many (top-10) plus one-to-one (top-1) branch losses.
+RECIPES = ("classic", "scheduled")  # the values of the setting v10_loss
+O2M_START, O2M_END = 0.8, 0.1  # one-to-many weight of the scheduled recipe at the first / last epoch
 
-    Both branches use the same alpha 0.5, beta 6.0 and the same gains. The returned items are the SUM of
-    the two branches' [box, cls, dfl], so results.csv keeps Ultralytics' three loss columns (the YOLOv10
-    authors' fork logs six, one set per branch). The per-branch values of the last call are kept in
-    `last_items_per_branch` (2, 3): row 0 one-to-many, row 1 one-to-one.
+
+def o2m_weight(epoch: int, epochs: int) -> float:
+    """One-to-many weight of the scheduled recipe in 0-based epoch `epoch` of `epochs`.
+
+    w = max(1 - u / (E - 1), 0) * (0.8 - 0.1) + 0.1 with u = epoch (epochs done) and E = epochs: 0.8 in the
+    first epoch, falling linearly to 0.1 in the last. A one-epoch run (E = 1) trains its only epoch at 0.8,
+    the value of the first epoch (E - 1 is taken as 1). A function of the epoch alone, so resume recomputes it.
+    """
+    frac = max(1.0 - epoch / max(epochs - 1, 1), 0.0)
+    return frac * (O2M_START - O2M_END) + O2M_END
+
+
+class v10DetectLoss:
+    """YOLOv10 consistent dual assignment: a one-to-many and a one-to-one branch loss, in one of two recipes.
+
+    The recipe is the setting `v10_loss` (cfg/default.yaml):
+    - 'classic' (YOLOv10 paper, Ultralytics 8.1-8.3): total = L_o2m + L_o2o; o2m top-10, o2o top-1. The
+      returned items are the SUM of both branches' [box, cls, dfl].
+    - 'scheduled' (Ultralytics 8.4): total = w * L_o2m + (1 - w) * L_o2o with w = `o2m_weight(epoch, epochs)`
+      (0.8 -> 0.1, set by `set_epoch`); the o2m assigner is top-10, the o2o one takes the top-7 per gt,
+      resolves shared anchors by IoU, then keeps the top-1 per gt; both widen gt sides shorter than the
+      middle stride (16 px) for the candidate test. The returned items are the one-to-one branch's.
+    Both use TAL alpha 0.5, beta 6.0 and the same gains, so results.csv keeps Ultralytics' three loss
+    columns. The per-branch (unweighted) items of the last call are kept in `last_items_per_branch` (2, 3):
+    row 0 one-to-many, row 1 one-to-one.
     """
 
     def __init__(self, head_info, hyp):
-        """head_info: Detect head (`.nc`, `.reg_max`, `.stride`); hyp: config with `.box`, `.cls`, `.dfl`."""
-        self.one2many = v8DetectionLoss(head_info, hyp, tal_topk=10)
-        self.one2one = v8DetectionLoss(head_info, hyp, tal_topk=1)
+        """head_info: Detect head (`.nc`, `.reg_max`, `.stride`); hyp: config with `.box`, `.cls`, `.dfl`,
+        `.v10_loss` and (for 'scheduled') `.epochs`."""
+        self.recipe = _recipe(hyp)
+        if self.recipe == "classic":
+            self.one2many = v8DetectionLoss(head_info, hyp, tal_topk=10)
+            self.one2one = v8DetectionLoss(head_info, hyp, tal_topk=1)
+            self.epochs = None
+        else:
+            self.epochs = int(_hyp_value(hyp, "epochs"))
+            self.one2many = v8DetectionLoss(head_info, hyp, tal_topk=10)
+            self.one2one = v8DetectionLoss(head_info, hyp, tal_topk=7)
+            strides = self.one2many.stride
+            min_side = float(strides[len(strides) // 2])  # the middle stride: 16 for P3-P5
+            for branch in (self.one2many, self.one2one):
+                branch.assigner.min_side = min_side
+            self.one2one.assigner.topk2 = 1
+        self.epoch = 0
+        self.o2m = 1.0 if self.recipe == "classic" else o2m_weight(0, self.epochs)
         self.last_items_per_branch: torch.Tensor | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the branch weights for 0-based `epoch` (scheduled: o2m = o2m_weight(epoch, epochs); classic: no-op)."""
+        self.epoch = int(epoch)
+        if self.recipe == "scheduled":
+            self.o2m = o2m_weight(self.epoch, self.epochs)
+
+    @property
+    def weights(self) -> tuple[float, float]:
+        """(one-to-many weight, one-to-one weight) of the current epoch: (1, 1) classic, (w, 1 - w) scheduled."""
+        return (1.0, 1.0) if self.recipe == "classic" else (self.o2m, 1.0 - self.o2m)
 
     def __call__(self, preds, batch: dict):
         """preds: {'one2many': [p3, p4, p5], 'one2one': [p3, p4, p5]} (or (inference, that dict)).
 
-        Returns (total scalar = one2many total + one2one total, items (3,) = sum of both branches' items).
+        Returns (total scalar, items (3,) detached): classic = (sum of both branch totals, sum of both items);
+        scheduled = (w * o2m total + (1 - w) * o2o total, the o2o items).
         """
         if isinstance(preds, tuple | list) and len(preds) == 2 and isinstance(preds[1], Mapping):
             preds = preds[1]
@@ -263,4 +311,17 @@ class v10DetectLoss:
         total_m, items_m = self.one2many.branch_loss(feats_m, prep)
         total_o, items_o = self.one2one.branch_loss(feats_o, prep)
         self.last_items_per_branch = torch.stack((items_m, items_o))
-        return total_m + total_o, items_m + items_o
+        if self.recipe == "classic":
+            return total_m + total_o, items_m + items_o
+        w_m, w_o = self.weights
+        return total_m * w_m + total_o * w_o, items_o
+
+
+def _recipe(hyp) -> str:
+    """The setting v10_loss, checked: one of RECIPES (case-insensitive); anything else is a clear error."""
+    value = hyp.get("v10_loss") if isinstance(hyp, Mapping) else getattr(hyp, "v10_loss", None)
+    name = str(value).strip().lower() if value is not None else None
+    if name not in RECIPES:
+        raise UserError(f"setting 'v10_loss' is {value!r}; allowed values: {'/'.join(RECIPES)} "
+                        "(cfg/default.yaml key 'v10_loss', the YOLOv10 dual-assignment loss recipe)")
+    return name

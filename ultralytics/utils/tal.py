@@ -54,16 +54,26 @@ class TaskAlignedAssigner(nn.Module):
     - An anchor picked by several gts keeps, among those gts, the one whose box has the highest CIoU with
       the anchor's predicted box (Ultralytics takes the argmax over all gts, even ones that did not pick it).
     - Background anchors get target_labels == num_classes and target_gt_idx == 0.
+
+    Two options of the scheduled recipe (Ultralytics 8.4), both off by default (the classic behaviour):
+    - topk2: after the conflicts are resolved, each gt keeps only its topk2 best anchors by metric among
+      those it still holds (8.4's one-to-one branch: topk 7, topk2 1).
+    - min_side: a gt side shorter than min_side (pixels) is widened to min_side about the box centre for the
+      "anchor centre inside the gt" test only (8.4 uses the middle stride, 16), so tiny objects get candidates.
     """
 
-    def __init__(self, topk: int = 10, num_classes: int = 80, alpha: float = 0.5, beta: float = 6.0, eps: float = 1e-9):
-        """topk: candidates kept per gt; alpha, beta: exponents of score and IoU in the metric."""
+    def __init__(self, topk: int = 10, num_classes: int = 80, alpha: float = 0.5, beta: float = 6.0, eps: float = 1e-9,
+                 topk2: int | None = None, min_side: float = 0.0):
+        """topk: candidates kept per gt; alpha, beta: exponents of score and IoU in the metric; topk2: anchors
+        kept per gt after conflict resolution (None = no second cut); min_side: candidate-test box side floor."""
         super().__init__()
         self.topk = topk
         self.num_classes = num_classes
         self.alpha = alpha
         self.beta = beta
         self.eps = eps
+        self.topk2 = topk2
+        self.min_side = float(min_side)
 
     @torch.no_grad()
     def forward(
@@ -102,6 +112,8 @@ class TaskAlignedAssigner(nn.Module):
         align_metric, overlaps = self.get_box_metrics(pd_scores, pd_bboxes, labels, gt_bboxes, mask_in)
         mask_pos = self.select_topk_candidates(align_metric, mask_in)  # (B, M, A) bool
         target_gt_idx, fg_mask = self.select_highest_overlaps(mask_pos, overlaps)
+        if self.topk2 is not None and self.topk2 < self.topk:
+            target_gt_idx, fg_mask = self.select_topk2(target_gt_idx, fg_mask, align_metric, self.topk2)
 
         # sparse over the foreground anchors: (b, a) pairs and the gt each one keeps
         fb, fa = fg_mask.nonzero(as_tuple=True)
@@ -126,9 +138,14 @@ class TaskAlignedAssigner(nn.Module):
         return target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx
 
     def select_candidates_in_gts(self, anc_points: torch.Tensor, gt_bboxes: torch.Tensor) -> torch.Tensor:
-        """anc_points (A, 2), gt_bboxes (B, M, 4) -> (B, M, A) bool: anchor centre strictly inside the gt."""
+        """anc_points (A, 2), gt_bboxes (B, M, 4) -> (B, M, A) bool: anchor centre strictly inside the gt.
+
+        With min_side > 0 the test uses the gt widened to at least min_side per side (`enlarge_small_boxes`).
+        """
         ax = anc_points[:, 0].view(1, 1, -1).to(gt_bboxes.dtype)
         ay = anc_points[:, 1].view(1, 1, -1).to(gt_bboxes.dtype)
+        if self.min_side > 0:
+            gt_bboxes = enlarge_small_boxes(gt_bboxes, self.min_side)
         x1, y1, x2, y2 = gt_bboxes.unsqueeze(-1).unbind(2)  # each (B, M, 1)
         inside = (ax > x1 + self.eps) & (ax < x2 - self.eps)
         inside &= ay > y1 + self.eps
@@ -167,3 +184,25 @@ class TaskAlignedAssigner(nn.Module):
         fg_mask = mask_pos.any(1)
         best = overlaps.masked_fill(~mask_pos, -1.0).max(1).indices  # claimers have IoU >= 0 > -1
         return best.masked_fill_(~fg_mask, 0), fg_mask
+
+    @staticmethod
+    def select_topk2(target_gt_idx: torch.Tensor, fg_mask: torch.Tensor, align_metric: torch.Tensor, k: int):
+        """Second cut after conflict resolution: each gt keeps its k anchors of highest metric among those it holds.
+
+        target_gt_idx (B, A) long, fg_mask (B, A) bool, align_metric (B, M, A) -> (target_gt_idx, fg_mask).
+        An anchor a gt holds always ranks above one it does not hold, even at metric 0.
+        """
+        held = torch.zeros_like(align_metric, dtype=torch.bool)  # (B, M, A): gt m holds anchor a
+        held.scatter_(1, target_gt_idx.unsqueeze(1), fg_mask.unsqueeze(1))
+        k = min(k, align_metric.shape[-1])
+        idx = align_metric.masked_fill(~held, -1.0).topk(k, dim=-1).indices  # (B, M, k)
+        keep = torch.zeros_like(held).scatter_(-1, idx, True) & held
+        fg = keep.any(1)
+        return target_gt_idx.masked_fill(~fg, 0), fg
+
+
+def enlarge_small_boxes(boxes: torch.Tensor, min_side: float) -> torch.Tensor:
+    """xyxy boxes (..., 4) -> boxes whose sides shorter than min_side are widened to min_side about the centre."""
+    ctr = (boxes[..., :2] + boxes[..., 2:]) / 2
+    half = ((boxes[..., 2:] - boxes[..., :2]).clamp(min=min_side)) / 2
+    return torch.cat((ctr - half, ctr + half), -1)
