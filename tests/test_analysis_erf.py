@@ -80,7 +80,14 @@ def test_model_erf_levels_and_growth_with_depth():
     assert ratios[0] < ratios[1] < ratios[2]
 
 
-def test_bad_layer_lists_the_valid_ones():
+def test_layer_indices_and_bad_ones_list_the_valid_ones():
+    from ultralytics.analysis.rows import check_layers
+
+    model = tiny_model()
+    assert check_layers(model, None) == [2, 3, 4]  # the rows the head reads
+    assert check_layers(model, "1,3") == [1, 3] and check_layers(model, [-1]) == [4]
+    with pytest.raises(UserError, match=r"layers='x'.*valid layers are the rows 0\.\.4"):
+        check_layers(model, "x")
     with pytest.raises(UserError, match=r"valid layers are the rows 0\.\.4"):
         erf.model_erf(tiny_model(), torch.rand(1, 3, 64, 64), layers=[7])
 

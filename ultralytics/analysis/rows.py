@@ -64,13 +64,16 @@ def check_layers(model, layers, what: str = "layers") -> list[int]:
     n = len(model.model) - 1  # rows 0 .. n-1 (row n is the head)
     if layers is None or (isinstance(layers, str) and not layers.strip()):
         return head_inputs(model)
+    given = layers
+    if isinstance(layers, str):  # layers=16,19,22 on the command line
+        layers = [v.strip() for v in layers.strip("[] ").split(",")]
     items = layers if isinstance(layers, (list, tuple)) else [layers]
     out = []
     for v in items:
         if isinstance(v, str) and v.strip().lstrip("-").isdigit():
             v = int(v)
         if not isinstance(v, int) or isinstance(v, bool) or not -n <= v < n:
-            raise UserError(f"{what}={layers!r}: {v!r} is not a layer of this model; valid layers are the rows "
+            raise UserError(f"{what}={given!r}: {v!r} is not a layer of this model; valid layers are the rows "
                             f"0..{n - 1} (or -{n}..-1; row {n} is the head), e.g. {what}={head_inputs(model)} "
                             f"(the rows the head reads)")
         out.append(v % n)
