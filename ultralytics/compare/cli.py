@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", metavar="NAME", help="baseline run (name or path) or group (model name); "
                                                       "default: the first run")
     p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
-                   help=f"where compare.csv, compare_groups.csv, compare.md, compare.png go (default {DEFAULT_OUT})")
+                   help=f"where compare.csv, compare_groups.csv, compare.md, compare.png, report.html go "
+                        f"(default {DEFAULT_OUT})")
     p.add_argument("--metric", default="mAP50-95", choices=["mAP50-95", "mAP50"],
                    help="best-epoch metric tested between groups (default mAP50-95)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the test (default 0.05)")
