@@ -1,0 +1,111 @@
+"""One process of the DDP tests (tests/test_ddp.py): `torchrun --nproc_per_node 2 tests/ddp_child.py SPEC.json`
+(or plain `python tests/ddp_child.py SPEC.json` for the single-process reference).
+
+SPEC: {"settings": {...train settings...}, "out": dir, "mode": "train" | "grads" | "fail" | "crash_after_epoch",
+       "fail_rank": int, "fail_batch": int, "halves": int}
+Writes out/rank{R}.json: per optimizer step a SHA-1 of all parameters; in "grads" mode also out/grads{R}.pt,
+the gradients seen by the first optimizer step (BatchNorm frozen: running statistics, no update).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ultralytics import YOLO  # noqa: E402
+from ultralytics.engine import results_log, trainer as trainer_mod  # noqa: E402
+from ultralytics.utils.loss import v10DetectLoss  # noqa: E402
+
+
+def params_hash(model) -> str:
+    h = hashlib.sha1()
+    for p in model.parameters():
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def frozen_bn(self, x):
+    """BatchNorm with its running statistics (as in eval mode): per-process batches then give the same output."""
+    return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+def halves_criterion(n: int):
+    """The real criterion applied to n equal slices of the batch and summed: what n DDP ranks optimise together."""
+    real = v10DetectLoss.__call__
+
+    def call(self, preds, batch):
+        if not torch.is_grad_enabled():
+            return real(self, preds, batch)
+        b = batch["img"].shape[0] // n
+        total, items = 0.0, 0.0
+        for k in range(n):
+            keep = (batch["batch_idx"] >= k * b) & (batch["batch_idx"] < (k + 1) * b)
+            part = {"img": batch["img"][k * b:(k + 1) * b], "batch_idx": batch["batch_idx"][keep] - k * b,
+                    "cls": batch["cls"][keep], "bboxes": batch["bboxes"][keep]}
+            sl = {key: [f[k * b:(k + 1) * b] for f in v] for key, v in preds.items()}
+            t, i = real(self, sl, part)
+            total, items = total + t, items + i / n
+        return total, items
+
+    return call
+
+
+def main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    out, mode = Path(spec["out"]), spec.get("mode", "train")
+    rank = int(os.environ.get("RANK", -1))
+    record = {"hashes": []}
+    real_step = trainer_mod.BaseTrainer.optimizer_step
+
+    def step(self):
+        if mode == "grads" and not record["hashes"]:
+            grads = {n: p.grad.detach().clone() for n, p in self.model.named_parameters() if p.grad is not None}
+            torch.save({k.removeprefix("module."): v for k, v in grads.items()}, out / f"grads{rank}.pt")
+        real_step(self)
+        record["hashes"].append(params_hash(self.model))
+
+    trainer_mod.BaseTrainer.optimizer_step = step
+    if mode == "grads":
+        torch.nn.BatchNorm2d.forward = frozen_bn
+        if spec.get("halves"):
+            v10DetectLoss.__call__ = halves_criterion(int(spec["halves"]))
+    if mode == "fail":
+        real_loss, seen = v10DetectLoss.__call__, {"n": 0}
+
+        def failing(self, preds, batch):
+            if torch.is_grad_enabled():
+                seen["n"] += 1
+                if rank == spec["fail_rank"] and seen["n"] == spec["fail_batch"]:
+                    raise RuntimeError(f"boom on rank {rank} at batch {seen['n']}")
+            return real_loss(self, preds, batch)
+
+        v10DetectLoss.__call__ = failing
+    if mode == "crash_after_epoch":
+        real_append = results_log.ResultsLog.append
+
+        def append(self, row):
+            real_append(self, row)
+            if row["epoch"] == spec["epoch"]:
+                os._exit(3)  # the process dies right after the epoch is safely written
+
+        results_log.ResultsLog.append = append
+    out.mkdir(parents=True, exist_ok=True)
+    settings = dict(spec["settings"])
+    if settings.get("resume"):
+        model, settings = YOLO(settings["resume"]), {**settings, "resume": True}
+    else:
+        model = YOLO(settings.pop("model"))
+    model.train(**settings)
+    (out / f"rank{rank}.json").write_text(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

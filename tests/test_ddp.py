@@ -1,0 +1,232 @@
+"""DistributedDataParallel on the CPU: torchrun with 2 gloo processes, a tiny model and 16 images.
+
+Each torchrun call is bounded by a timeout, so a hang fails the test instead of stalling the suite.
+The bad-input checks run in this process (they fail before anything is joined or written).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ultralytics.utils import UserError
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+CHILD = HERE / "ddp_child.py"
+TINY_MODEL = HERE / "faults" / "yolov10t-faults.yaml"
+TIMEOUT = 240  # seconds for one torchrun call on 2 busy CPU cores
+SETTINGS = dict(model=str(TINY_MODEL), imgsz=64, batch=4, workers=0, epochs=2, close_mosaic=1, device="cpu",
+                optimizer="SGD", plots=False, seed=0, deterministic=True, warmup_epochs=1, name="exp")
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e.update(PYTHONPATH=str(REPO) + os.pathsep + e.get("PYTHONPATH", ""), OMP_NUM_THREADS="1", NO_COLOR="1",
+             OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1")
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        e.pop(k, None)
+    return e
+
+
+def run_child(tmp: Path, spec: dict, nproc: int | None = 2) -> tuple[subprocess.CompletedProcess, float]:
+    """Run tests/ddp_child.py under torchrun (nproc processes) or alone (nproc None); (result, seconds)."""
+    f = tmp / f"spec{time.monotonic_ns()}.json"
+    f.write_text(json.dumps(spec))
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc else []
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, *launcher, str(CHILD), str(f)], capture_output=True, text=True,
+                       timeout=TIMEOUT, env=env(), cwd=REPO)
+    return r, time.perf_counter() - t0
+
+
+def rows(run: Path) -> list[dict]:
+    with open(run / "results.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def without_time(rs: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "time"} for r in rs]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tiny_data, tmp_path_factory):
+    """One 2-process gloo run of 2 epochs: (run directory, project, per-rank step hashes, stdout, seconds)."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    spec = {"settings": {**SETTINGS, "data": tiny_data, "project": str(tmp / "runs")}, "out": str(tmp / "out"),
+            "mode": "train"}
+    r, sec = run_child(tmp, spec)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    hashes = [json.loads((tmp / "out" / f"rank{k}.json").read_text())["hashes"] for k in (0, 1)]
+    return tmp / "runs" / "exp", tmp / "runs", hashes, r.stdout + r.stderr, sec
+
+
+def test_ddp_one_run_dir_one_row_per_epoch(ddp_run):
+    run, project, _, out, sec = ddp_run
+    assert sorted(p.name for p in project.iterdir()) == ["exp"]  # one run directory, not exp and exp2
+    assert [int(r["epoch"]) for r in rows(run)] == [1, 2]
+    assert out.count("DDP: world size 2, backend gloo, 2 images per process") == 1  # rank 0 alone prints it
+    assert (run / "weights" / "last.pt").is_file() and (run / "weights" / "best.pt").is_file()
+    print(f"2-process gloo run, 2 epochs of 16 images: {sec:.1f} s")
+
+
+def test_ddp_weights_identical_after_every_step(ddp_run):
+    _, _, (h0, h1), _, _ = ddp_run
+    assert len(h0) >= 4  # optimizer steps taken (accumulation during warmup makes fewer than batches)
+    assert h0 == h1
+
+
+def test_ddp_gradients_equal_one_process_of_the_global_batch(tiny_data, tmp_path):
+    """BN frozen: the first step's gradient of 2 ranks x 2 images equals one process of 4 images, the same
+    images, whose loss is that of the two halves (each rank normalises its loss by its own targets)."""
+    settings = {**SETTINGS, "data": tiny_data, "epochs": 1, "val": False, "project": str(tmp_path / "runs")}
+    r, _ = run_child(tmp_path, {"settings": {**settings, "name": "ddp"}, "out": str(tmp_path / "ddp"),
+                                "mode": "grads"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r, _ = run_child(tmp_path, {"settings": {**settings, "name": "one"}, "out": str(tmp_path / "one"),
+                                "mode": "grads", "halves": 2}, nproc=None)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r, _ = run_child(tmp_path, {"settings": {**settings, "name": "whole"}, "out": str(tmp_path / "whole"),
+                                "mode": "grads"}, nproc=None)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    g0, g1 = (torch.load(tmp_path / "ddp" / f"grads{k}.pt") for k in (0, 1))
+    one, whole = torch.load(tmp_path / "one" / "grads-1.pt"), torch.load(tmp_path / "whole" / "grads-1.pt")
+    assert set(g0) == set(one) and len(g0) > 50
+    flat = lambda g: torch.cat([g[k].flatten() for k in sorted(g)])  # noqa: E731
+    assert torch.equal(flat(g0), flat(g1))  # all-reduced: the same on both ranks
+    assert torch.allclose(flat(g0), flat(one), rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(flat(g0), flat(g0) * 1.01, rtol=1e-4, atol=1e-6)  # the tolerance can fail
+    cos = torch.nn.functional.cosine_similarity(flat(g0), flat(whole), dim=0)
+    assert cos > 0.9  # the whole-batch loss normalises by all targets at once: close, not equal
+    print(f"cosine(DDP gradient, one-process whole-batch gradient) = {cos:.4f}")
+
+
+def test_ddp_exception_on_one_rank_ends_both(tiny_data, tmp_path):
+    spec = {"settings": {**SETTINGS, "data": tiny_data, "project": str(tmp_path / "runs")}, "out": str(tmp_path),
+            "mode": "fail", "fail_rank": 1, "fail_batch": 2}
+    r, sec = run_child(tmp_path, spec)
+    assert r.returncode != 0
+    assert "boom on rank 1 at batch 2" in r.stdout + r.stderr
+    assert not (tmp_path / "rank0.json").exists()  # rank 0 did not finish on its own
+    assert sec < TIMEOUT
+
+
+def test_ddp_resume_continues_the_run(ddp_run, tiny_data, tmp_path):
+    """Rank 0 dies right after epoch 1 is written; torchrun resumes from last.pt: the rows equal the whole run's."""
+    project = tmp_path / "runs"
+    spec = {"settings": {**SETTINGS, "data": tiny_data, "project": str(project)}, "out": str(tmp_path / "a"),
+            "mode": "crash_after_epoch", "epoch": 1}
+    r, _ = run_child(tmp_path, spec)
+    assert r.returncode != 0 and len(rows(project / "exp")) == 1
+    last = project / "exp" / "weights" / "last.pt"
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    with pytest.raises(UserError, match="world size 2; resume it with the same number of processes"):
+        DetectionTrainer(overrides={"resume": str(last)})  # one process cannot continue a 2-process run
+    spec = {"settings": {"resume": str(last), "project": str(project)}, "out": str(tmp_path / "b"), "mode": "train"}
+    r, _ = run_child(tmp_path, spec)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert sorted(p.name for p in project.iterdir()) == ["exp"]
+    assert without_time(rows(project / "exp")) == without_time(rows(ddp_run[0]))
+    h0 = json.loads((tmp_path / "b" / "rank0.json").read_text())["hashes"]
+    assert h0 == ddp_run[2][0][-len(h0):]  # the resumed steps give the very weights of the whole run
+
+
+# --- bad input: a clear error, nothing written ---------------------------------------------------------------
+def torchrun_env(monkeypatch, world=2, rank=0):
+    for k, v in dict(WORLD_SIZE=world, RANK=rank, LOCAL_RANK=rank, LOCAL_WORLD_SIZE=world).items():
+        monkeypatch.setenv(k, str(v))
+
+
+def test_batch_must_divide_by_world_size(monkeypatch, tiny_data, tmp_path):
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    torchrun_env(monkeypatch)
+    with pytest.raises(UserError, match=r"batch=5 is the global batch and must divide by the world size 2 .*batch=4"):
+        DetectionTrainer(overrides={"data": tiny_data, "batch": 5, "device": "cpu", "project": str(tmp_path / "p")})
+    with pytest.raises(UserError, match=r"batch=-1 \(AutoBatch\) is not supported under torchrun"):
+        DetectionTrainer(overrides={"data": tiny_data, "batch": -1, "device": "cpu", "project": str(tmp_path / "p")})
+    assert not (tmp_path / "p").exists()
+
+
+def test_torchrun_device_must_be_local_rank(monkeypatch, tiny_data, tmp_path):
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    torchrun_env(monkeypatch, rank=1)
+    with pytest.raises(UserError, match=r"device='0' requested under torchrun but CUDA is not available"):
+        DetectionTrainer(overrides={"data": tiny_data, "device": "0", "project": str(tmp_path / "p")})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    with pytest.raises(UserError, match=r"device='2,3' under torchrun: each process uses the GPU LOCAL_RANK .*"
+                                        r"device must be '' or 0,1; pick other GPUs with CUDA_VISIBLE_DEVICES"):
+        DetectionTrainer(overrides={"data": tiny_data, "device": "2,3", "project": str(tmp_path / "p")})
+    with pytest.raises(UserError, match=r"device='0' under torchrun"):
+        DetectionTrainer(overrides={"data": tiny_data, "device": "0", "project": str(tmp_path / "p")})
+    assert not (tmp_path / "p").exists()
+
+
+def test_multi_gpu_device_without_cuda_or_enough_gpus(monkeypatch, tiny_data, tmp_path):
+    from ultralytics import YOLO
+
+    with pytest.raises(UserError, match=r"device='0,1' requested but CUDA is not available"):
+        YOLO(str(TINY_MODEL)).train(data=tiny_data, device="0,1", project=str(tmp_path / "p"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError, match=r"device=\[0, 1\] requested but only 1 CUDA device\(s\) are visible"):
+        YOLO(str(TINY_MODEL)).train(data=tiny_data, device=[0, 1], project=str(tmp_path / "p"))
+    assert not (tmp_path / "p").exists()
+
+
+def test_device_list_launches_torchrun_on_this_script(monkeypatch, tiny_data, tmp_path):
+    """device=2,3 outside torchrun: torchrun runs this script with 2 processes on GPUs 2 and 3, in the run
+    directory this process claimed; no other file is written."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+    from ultralytics.models.yolo.detect import train as train_mod
+    from ultralytics.utils import dist
+
+    seen = {}
+
+    def fake_run(cmd, env):
+        seen.update(cmd=cmd, env=env)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(train_mod, "select_device", lambda d, b: torch.device("cuda:2"), raising=False)
+    monkeypatch.setattr("ultralytics.engine.trainer.select_device", lambda d, b: torch.device("cuda:2"))
+    monkeypatch.setattr(dist.subprocess, "run", fake_run)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    tr = DetectionTrainer(overrides={"data": tiny_data, "device": "2,3", "batch": 8,
+                                     "project": str(tmp_path / "p")})
+    tr.train()
+    cmd, e = seen["cmd"], seen["env"]
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert cmd[5:] == dist.script_command()  # the same script (or module) with the same arguments
+    assert e["CUDA_VISIBLE_DEVICES"] == "2,3" and e[dist.LAUNCHED_ENV] == "2,3"
+    assert e[dist.SAVE_DIR_ENV] == str(tmp_path / "p" / "exp")
+    assert [p.name for p in (tmp_path / "p").iterdir()] == ["exp"] and not any((tmp_path / "p" / "exp").iterdir())
+    monkeypatch.setattr(dist.subprocess, "run", lambda cmd, env: subprocess.CompletedProcess(cmd, 1))
+    with pytest.raises(RuntimeError, match="DDP training failed: torchrun exited with code 1"):
+        DetectionTrainer(overrides={"data": tiny_data, "device": "2,3", "project": str(tmp_path / "p")}).train()
+
+
+def test_distributed_sampler_slices_the_global_batch():
+    from ultralytics.data.build import DistributedEpochSampler, EpochSampler
+
+    for n, b in ((16, 2), (13, 3), (5, 4)):
+        whole = EpochSampler(n, seed=7)
+        parts = [DistributedEpochSampler(n, b, 2, r, seed=7) for r in (0, 1)]
+        for s in (whole, *parts):
+            s.set_epoch(3)
+        order, ranks = list(whole), [list(p) for p in parts]
+        assert len(ranks[0]) == len(ranks[1]) == len(parts[0])  # the same number of batches on every rank
+        rebuilt = []
+        for k in range(0, len(ranks[0]), b):  # step k: rank 0's batch then rank 1's = the global batch k
+            rebuilt += ranks[0][k:k + b] + ranks[1][k:k + b]
+        assert rebuilt[:n] == order and set(rebuilt[n:]) <= set(order)  # padding repeats a few images
