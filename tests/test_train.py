@@ -14,7 +14,7 @@ from ultralytics.utils import UserError
 from ultralytics.utils.checkpoint import read_checkpoint
 
 TINY = dict(imgsz=64, batch=4, workers=0, epochs=3, close_mosaic=1, device="cpu", optimizer="SGD", plots=False,
-            seed=0, deterministic=True, warmup_epochs=1)
+            seed=0, deterministic=True, warmup_epochs=1, v10_loss="scheduled")  # o2m weight 0.8, 0.45, 0.1
 
 
 def rows(run: Path) -> list[dict]:
@@ -79,7 +79,17 @@ def test_resume_gives_identical_rows(full_run, tiny_data, tmp_path, monkeypatch)
     monkeypatch.setattr(results_log.ResultsLog, "append", original)
     run = tmp_path / "cut"
     assert [r["epoch"] for r in rows(run)] == ["1"]
+    from ultralytics.utils.loss import v10DetectLoss
+
+    weights, set_epoch = [], v10DetectLoss.set_epoch
+
+    def spy(self, epoch):
+        set_epoch(self, epoch)
+        weights.append((epoch, round(self.o2m, 6)))
+
+    monkeypatch.setattr(v10DetectLoss, "set_epoch", spy)
     YOLO(str(run / "weights" / "last.pt")).train(resume=True)
+    assert weights == [(1, 0.45), (2, 0.1)]  # the scheduled loss's weights of epochs 2 and 3, recomputed on resume
     assert without_time(rows(run)) == without_time(rows(full_run[0]))
     a = read_checkpoint(run / "weights" / "last.pt")["ema"]
     b = read_checkpoint(full_run[0] / "weights" / "last.pt")["ema"]
