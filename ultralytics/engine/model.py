@@ -48,6 +48,11 @@ class YOLO:
 
         return isinstance(self.model, ExportedModel)
 
+    def _check_exported(self, kwargs: dict) -> None:
+        if self.exported and kwargs.get("nms"):
+            raise UserError(f"nms=True scores the one-to-many head, which the exported file '{self.ckpt_path}' does "
+                            "not hold (it ends in the one-to-one top-k); use nms=False or the .pt")
+
     def _needs_pytorch(self, what: str) -> None:
         if self.exported:
             raise UserError(f"{what} needs the PyTorch model: '{self.ckpt_path}' is an exported "
@@ -112,21 +117,25 @@ class YOLO:
         train_args = getattr(self.model, "args", None) or {}
         train_args = train_args if isinstance(train_args, dict) else vars(train_args)
         inherited = {k: train_args[k] for k in ("data", "imgsz", "single_cls") if train_args.get(k) is not None}
+        self._check_exported(kwargs)
         validator = DetectionValidator(overrides={**inherited, **kwargs})
         self.metrics = validator(model=self.model)
         return self.metrics
 
     def predict(self, source=None, **kwargs):
-        """Detect objects in images; returns a list of Results, one per image (see DetectionPredictor).
+        """Detect objects in images or videos; returns a list of Results, one per image or frame (see
+        DetectionPredictor); stream=True returns a generator instead (memory stays flat on long videos).
 
         Writes files only when asked: save=True (annotated images in runs/detect/predict, predict2, ...),
         save_txt=True (YOLO label files). YOLOv10 needs no NMS.
         """
         from ultralytics.models.yolo.detect import DetectionPredictor
 
+        stream = bool(kwargs.pop("stream", False))
+        self._check_exported(kwargs)
         if self.exported and "imgsz" not in kwargs:
             kwargs["imgsz"] = self.model.imgsz  # the size it was exported at
-        return DetectionPredictor(overrides=kwargs)(source=source, model=self.model)
+        return DetectionPredictor(overrides=kwargs)(source=source, model=self.model, stream=stream)
 
     __call__ = predict
 

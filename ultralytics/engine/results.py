@@ -90,6 +90,7 @@ class Results:
         self.boxes = Boxes(boxes, self.orig_shape)
         self.speed: dict[str, float] = {}
         self.save_path: Path | None = None
+        self.frame: int | None = None  # index of this frame in its video (0-based); None for an image
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -97,7 +98,7 @@ class Results:
     def __getitem__(self, idx) -> "Results":
         """A Results holding a subset of the boxes (same image)."""
         r = Results(self.orig_img, self.path, self.names, self.boxes[idx].data)
-        r.speed = dict(self.speed)
+        r.speed, r.frame = dict(self.speed), self.frame
         return r
 
     def __repr__(self) -> str:
@@ -163,5 +164,5 @@ class Results:
 
     def cpu(self) -> "Results":
         r = Results(self.orig_img, self.path, self.names, self.boxes.data.cpu())
-        r.speed, r.save_path = dict(self.speed), self.save_path
+        r.speed, r.save_path, r.frame = dict(self.speed), self.save_path, self.frame
         return r

@@ -17,10 +17,12 @@ FUSE_MIN_IMAGES = 32  # fusing a copy of the model costs about as much as this m
 
 
 class DetectionPredictor:
-    """`DetectionPredictor(overrides)(source, model)` -> list[Results], one per readable image, in source order.
+    """`DetectionPredictor(overrides)(source, model)` -> list[Results], one per readable image, in source order;
+    `(source, model, stream=True)` -> a generator of them (videos: memory stays flat).
 
-    source: an image path, a folder, a glob, a .txt list, a list of those, a BGR ndarray (H, W, 3) or a list
-    of arrays. Images are letterboxed to `imgsz` (no upscaling beyond it, padding to a stride multiple),
+    source: an image path, a folder, a glob, a .txt list, a list of those, a BGR ndarray (H, W, 3), a list
+    of arrays, a video file (mp4, avi, mkv, mov, ...: every vid_stride-th frame, Results.frame its index) or a
+    webcam index (0). With save=True a video's annotated frames go to <save dir>/<stem>.mp4 at its fps. Images are letterboxed to `imgsz` (no upscaling beyond it, padding to a stride multiple),
     run `batch` at a time, and each image's boxes are mapped back to its original pixels.
 
     No NMS: YOLOv10's one-to-one head assigns one prediction per object in training, so its top-k output is
@@ -65,8 +67,14 @@ class DetectionPredictor:
         return model.half() if self.half else model.float()
 
     # --- main -------------------------------------------------------------------------------------
+    def __call__(self, source=None, model=None, stream: bool = False):
+        """list[Results] in source order; with stream=True a generator of them (memory stays flat on videos)."""
+        gen = self.stream_inference(source, model)
+        return gen if stream else list(gen)
+
     @torch.no_grad()
-    def __call__(self, source=None, model=None) -> list[Results]:
+    def stream_inference(self, source=None, model=None):
+        """Yield one Results per image or video frame, in source order (see the class docstring)."""
         from ultralytics.cfg import check_imgsz
         from ultralytics.data import load_inference_source
         from ultralytics.utils.files import increment_path
@@ -74,10 +82,11 @@ class DetectionPredictor:
         args = self.args
         source = args.source if source is None else source
         if source is None:
-            raise UserError("predict needs a source: an image, a folder, a glob, a list of paths or an array")
+            raise UserError("predict needs a source: an image, a folder, a glob, a list of paths, a video, a webcam "
+                            "index or an array")
         if model is None:
             raise UserError("DetectionPredictor needs a model")
-        images = load_inference_source(source)  # raises UserError naming a path that does not exist
+        images = load_inference_source(source, vid_stride=args.vid_stride)  # UserError naming a missing path
         model = self.setup_model(model, len(images))
         self.stride = int(model.stride.max())
         self.imgsz = check_imgsz(args.imgsz, stride=self.stride, min_dim=2)
@@ -86,36 +95,42 @@ class DetectionPredictor:
             self.save_dir = increment_path(Path(args.project or "runs/detect") / (args.name or "predict"),
                                            exist_ok=args.exist_ok)
         bs = max(int(args.batch), 1)
-        results, dt, shape, n = [], np.zeros(3), None, len(images)
-        for chunk in _chunks(images, bs):
-            names, ims = [c[0] for c in chunk], [c[1] for c in chunk]
-            t0 = time.perf_counter()
-            x, ratio_pads = self.preprocess(ims)
-            t1 = _sync(self.device)
-            preds = model(x)
-            t2 = _sync(self.device)
-            batch_results = self.postprocess(preds, x, ims, names, ratio_pads, model.names)
-            t3 = time.perf_counter()
-            step = np.array([t1 - t0, t2 - t1, t3 - t2]) * 1e3 / len(ims)
-            dt, shape = dt + step * len(ims), tuple(x.shape)
-            for r in batch_results:
-                r.speed = dict(zip(("preprocess", "inference", "postprocess"), step.tolist()))
-                self.write(r, save)
-                if args.verbose:
-                    LOGGER.info(f"image {len(results) + 1}/{n} {r.path}: {x.shape[2]}x{x.shape[3]} {r.verbose()}"
-                                f"{step[1]:.1f}ms")
-                results.append(r)
-        if args.verbose and results:
-            s = dt / len(results)
+        self._writers: dict[str, object] = {}  # video path -> cv2.VideoWriter of its annotated frames
+        dt, shape, n, seen = np.zeros(3), None, len(images), 0
+        try:
+            for chunk in _chunks(images, bs):
+                names, ims = [c.name for c in chunk], [c.image for c in chunk]
+                t0 = time.perf_counter()
+                x, ratio_pads = self.preprocess(ims)
+                t1 = _sync(self.device)
+                preds = model(x)
+                t2 = _sync(self.device)
+                batch_results = self.postprocess(preds, x, ims, names, ratio_pads, model.names)
+                t3 = time.perf_counter()
+                step = np.array([t1 - t0, t2 - t1, t3 - t2]) * 1e3 / len(ims)
+                dt, shape = dt + step * len(ims), tuple(x.shape)
+                for r, item in zip(batch_results, chunk):
+                    r.frame = item.frame
+                    r.speed = dict(zip(("preprocess", "inference", "postprocess"), step.tolist()))
+                    self.write(r, save, item.fps)
+                    seen += 1
+                    if args.verbose:
+                        where = f"frame {r.frame}" if r.frame is not None else f"image {seen}/{n}"
+                        LOGGER.info(f"{where} {r.path}: {x.shape[2]}x{x.shape[3]} {r.verbose()}{step[1]:.1f}ms")
+                    yield r
+        finally:
+            for w in self._writers.values():
+                w.release()
+        if args.verbose and seen:
+            s = dt / seen
             LOGGER.info(f"Speed: {s[0]:.1f}ms preprocess, {s[1]:.1f}ms inference, {s[2]:.1f}ms postprocess per "
-                        f"image at shape {(min(bs, len(results)), *shape[1:])}")
+                        f"image at shape {(min(bs, seen), *shape[1:])}")
         if self.save_dir is not None and args.verbose:
             txt = ""
             if args.save_txt:
                 n_txt = len(list((self.save_dir / "labels").glob("*.txt")))
                 txt = f"\n{n_txt} label{'s' * (n_txt != 1)} saved to {self.save_dir / 'labels'}"
             LOGGER.info(f"Results saved to {colorstr('bold', self.save_dir)}{txt}")
-        return results
 
     def preprocess(self, ims: list[np.ndarray]) -> tuple[torch.Tensor, list]:
         """BGR images -> (x (B, 3, H, W) float 0..1 RGB on the device, ratio_pad of each image).
@@ -167,16 +182,37 @@ class DetectionPredictor:
             out.append(Results(im0, str(name), class_names, det.cpu()))
         return out
 
-    def write(self, r: Results, save: bool) -> None:
-        """Annotated image to save_dir/<name> and YOLO txt labels to save_dir/labels/<stem>.txt."""
+    def write(self, r: Results, save: bool, fps: float | None = None) -> None:
+        """Annotated image to save_dir/<name> (a video frame: appended to save_dir/<stem>.mp4 at fps) and YOLO
+        txt labels to save_dir/labels/<stem>.txt (a video frame: <stem>_<frame>.txt)."""
         if self.save_dir is None:
             return
-        if save:
-            name = Path(r.path).name if Path(r.path).suffix else f"{Path(r.path).stem}.jpg"
+        stem = Path(r.path).stem
+        if save and r.frame is not None:
+            self._video_writer(r, fps).write(r.plot(line_width=self.args.line_width, labels=self.args.show_labels,
+                                                    conf=self.args.show_conf))
+        elif save:
+            name = Path(r.path).name if Path(r.path).suffix else f"{stem}.jpg"
             r.save(self.save_dir / name, line_width=self.args.line_width, labels=self.args.show_labels,
                    conf=self.args.show_conf)
         if self.args.save_txt and len(r):
-            r.save_txt(self.save_dir / "labels" / f"{Path(r.path).stem}.txt", save_conf=self.args.save_conf)
+            name = stem if r.frame is None else f"{stem}_{r.frame}"
+            r.save_txt(self.save_dir / "labels" / f"{name}.txt", save_conf=self.args.save_conf)
+
+    def _video_writer(self, r: Results, fps: float | None):
+        """The cv2.VideoWriter ('mp4v') of r's video, opened on its first frame: save_dir/<stem>.mp4."""
+        import cv2
+
+        w = self._writers.get(r.path)
+        if w is None:
+            h, wd = r.orig_shape
+            file = self.save_dir / f"{Path(r.path).stem}.mp4"
+            w = cv2.VideoWriter(str(file), cv2.VideoWriter_fourcc(*"mp4v"), float(fps or 30.0), (wd, h))
+            if not w.isOpened():
+                raise UserError(f"cannot write the annotated video {file}: OpenCV's 'mp4v' encoder did not open")
+            self._writers[r.path] = w
+            r.save_path = file
+        return w
 
 
 def _chunks(items, n: int):
