@@ -224,3 +224,37 @@ def test_bad_inputs(lska, tmp_path):
         YOLO(tmp_path / "m.tflite")
     with pytest.raises(UserError, match="exported ONNX file"):
         YOLO(pt.with_suffix(".onnx")).train()
+
+
+def test_val_static_onnx(lska, tmp_path):
+    """A fixed-shape ONNX file (dynamic=False) validates too: square letterboxes of its size, batches in chunks."""
+    import shutil
+
+    from ultralytics.nn.backend import ExportedModel
+
+    _, pt = lska
+    pt = shutil.copy(pt, tmp_path / "static.pt")
+    f = YOLO(pt).export(format="onnx", imgsz=64, batch=2, dynamic=False)
+    seen = []
+
+    def spy(module, inputs, output):
+        seen.append(tuple(inputs[0].shape))
+
+    model = YOLO(f)
+    assert isinstance(model.model, ExportedModel)
+    model.model.register_forward_hook(spy)
+    images = tmp_path / "ds" / "images" / "val"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        import cv2
+
+        cv2.imwrite(str(images / f"im{i}.png"), rng.integers(0, 255, (48 + 16 * i, 64, 3), dtype=np.uint8))
+    (tmp_path / "ds" / "labels" / "val").mkdir(parents=True)
+    for i in range(3):
+        (tmp_path / "ds" / "labels" / "val" / f"im{i}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    data = tmp_path / "ds.yaml"
+    data.write_text(f"path: {tmp_path / 'ds'}\ntrain: images/val\nval: images/val\nnames: {{0: a, 1: b, 2: c, 3: d, "
+                    "4: e, 5: f}\n")
+    m = model.val(data=str(data), batch=3, workers=0, plots=False, verbose=False, project=str(tmp_path))
+    assert seen == [(3, 3, 64, 64)] and m.box.map >= 0

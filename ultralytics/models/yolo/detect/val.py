@@ -75,6 +75,8 @@ class DetectionValidator:
             self.device = select_device(args.device, args.batch, verbose=False)
         if self.dataloader is None:
             self.dataloader = self._build_loader(int(model.stride.max()))
+            if getattr(model, "dynamic", True) is False:  # an exported fixed-shape graph: square imgsz letterboxes
+                self.dataloader.dataset.rect = False
             self._own_loader = True
         if self.save_dir is None:
             project = Path(args.project or "runs/val")
