@@ -156,9 +156,12 @@ class ModelEMA:
         self.updates += 1
         d = self.decay_at(self.updates)
         msd = de_parallel(model).state_dict()
+        ema, src = [], []  # rebuilt each time: .half()/.float() during validation replaces the EMA's tensors
         for k, v in self.ema.state_dict().items():
             if v.dtype.is_floating_point:
-                v.mul_(d).add_(msd[k].detach().to(v.dtype), alpha=1 - d)
+                ema.append(v)
+                src.append(msd[k].detach().to(v.dtype))
+        torch._foreach_lerp_(ema, src, 1 - d)  # ema += (1 - d) * (model - ema): one fused multi-tensor kernel
 
     def update_attr(self, model: nn.Module, include: Iterable[str] = (),
                     exclude: Iterable[str] = ("process_group", "reducer")) -> None:
