@@ -1,7 +1,7 @@
 """One process of the DDP tests (tests/test_ddp.py): `torchrun --nproc_per_node 2 tests/ddp_child.py SPEC.json`
 (or plain `python tests/ddp_child.py SPEC.json` for the single-process reference).
 
-SPEC: {"settings": {...train settings...}, "out": dir, "mode": "train" | "grads" | "fail" | "crash_after_epoch",
+SPEC: {"settings": {...train settings...}, "out": dir, "mode": "train" | "grads" | "fail" | "nan" | "crash_after_epoch",
        "fail_rank": int, "fail_batch": int, "halves": int}
 Writes out/rank{R}.json: per optimizer step a SHA-1 of all parameters; in "grads" mode also out/grads{R}.pt,
 the gradients seen by the first optimizer step (BatchNorm frozen: running statistics, no update).
@@ -77,15 +77,18 @@ def main(spec_path: str) -> None:
         torch.nn.BatchNorm2d.forward = frozen_bn
         if spec.get("halves"):
             v10DetectLoss.__call__ = halves_criterion(int(spec["halves"]))
-    if mode == "fail":
+    if mode in ("fail", "nan"):
         real_loss, seen = v10DetectLoss.__call__, {"n": 0}
 
         def failing(self, preds, batch):
+            out = real_loss(self, preds, batch)
             if torch.is_grad_enabled():
                 seen["n"] += 1
                 if rank == spec["fail_rank"] and seen["n"] == spec["fail_batch"]:
+                    if mode == "nan":  # a non-finite loss on this rank alone
+                        return out[0] * float("nan"), out[1]
                     raise RuntimeError(f"boom on rank {rank} at batch {seen['n']}")
-            return real_loss(self, preds, batch)
+            return out
 
         v10DetectLoss.__call__ = failing
     if mode == "crash_after_epoch":

@@ -119,6 +119,17 @@ def test_ddp_exception_on_one_rank_ends_both(tiny_data, tmp_path):
     assert sec < TIMEOUT
 
 
+def test_ddp_nan_loss_on_one_rank_skips_the_step_on_both(tiny_data, tmp_path):
+    """A NaN loss on rank 1 alone: both ranks skip that step (no rank waits in an all-reduce), training goes on."""
+    spec = {"settings": {**SETTINGS, "data": tiny_data, "epochs": 1, "val": False, "project": str(tmp_path / "r")},
+            "out": str(tmp_path), "mode": "nan", "fail_rank": 1, "fail_batch": 2}
+    r, _ = run_child(tmp_path, spec)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "WARNING: non-finite loss at epoch 1, batch 1: step skipped (1 in a row)" in r.stdout + r.stderr
+    h0, h1 = (json.loads((tmp_path / f"rank{k}.json").read_text())["hashes"] for k in (0, 1))
+    assert h0 == h1 and len(h0) >= 2
+
+
 def test_ddp_resume_continues_the_run(ddp_run, tiny_data, tmp_path):
     """Rank 0 dies right after epoch 1 is written; torchrun resumes from last.pt: the rows equal the whole run's."""
     project = tmp_path / "runs"
