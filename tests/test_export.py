@@ -213,6 +213,11 @@ def test_bad_inputs(lska, tmp_path):
         model.export(format="onnx", opset=99)
     with pytest.raises(UserError, match="half=True export needs a CUDA device"):
         model.export(format="onnx", half=True, device="cpu")
+    try:
+        import onnxslim  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="simplify=True needs the 'onnxslim' package.*pip install onnxslim"):
+            model.export(format="onnx", simplify=True)
     bare = onnx.helper.make_model(onnx.helper.make_graph(
         [onnx.helper.make_node("Identity", ["images"], ["output0"])], "g",
         [onnx.helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, [1, 3, 64, 64])],

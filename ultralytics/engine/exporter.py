@@ -27,14 +27,14 @@ NMS_UNSUPPORTED = ("export with nms=True is not supported: the exported graph ho
 EXPORT_PIP = "pip install -r requirements-export.txt  (or: pip install onnx onnxruntime)"
 
 
-def require(module: str, purpose: str):
+def require(module: str, purpose: str, pip: str = EXPORT_PIP):
     """Import an optional dependency, or raise a UserError naming the pip command that installs it."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f"{purpose} needs the '{module}' package, which is not installed: {EXPORT_PIP}") from None
+        raise UserError(f"{purpose} needs the '{module}' package, which is not installed: {pip}") from None
 
 
 def onnx_opset_range() -> tuple[int, int]:
@@ -111,6 +111,8 @@ class Exporter:
             raise UserError(NMS_UNSUPPORTED)
         if fmt == "onnx":
             require("onnx", "ONNX export")
+            if args.simplify:
+                require("onnxslim", "simplify=True", "pip install onnxslim")
             self.opset = self._check_opset(args.opset)
         device = select_device(args.device, verbose=False)
         if args.half and device.type != "cuda":
@@ -169,7 +171,7 @@ class Exporter:
                             f"{str(e).splitlines()[0][:300]}; try opset=17") from None
         proto = onnx.load(str(file))
         if self.args.simplify:
-            slim = require("onnxslim", "simplify=True")
+            slim = require("onnxslim", "simplify=True", "pip install onnxslim")
             proto = slim.slim(proto)
         for k, v in self.metadata.items():
             entry = proto.metadata_props.add()
