@@ -146,8 +146,9 @@ class DetectionPredictor:
             lb = LetterBox(np.max([self._auto_shape(im.shape[:2]) for im in ims], 0).tolist(), auto=False)
         out = [lb(labels={"img": im}) for im in ims]
         x = np.stack([o["img"][..., ::-1].transpose(2, 0, 1) for o in out])  # BGR HWC -> RGB CHW
-        x = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-        x = (x.half() if self.half else x.float()).div_(255)
+        from ultralytics.data.preprocess import preprocess_images
+
+        x = preprocess_images(torch.from_numpy(np.ascontiguousarray(x)), self.device, half=self.half)
         return x, [o["ratio_pad"] for o in out]
 
     def _auto_shape(self, hw: tuple[int, int]) -> tuple[int, int]:
