@@ -211,6 +211,8 @@ def test_bad_inputs(lska, tmp_path):
         model.export(format="onnx", nms=True)
     with pytest.raises(UserError, match="opset=99.*writes ONNX opsets 7 to"):
         model.export(format="onnx", opset=99)
+    with pytest.raises(UserError, match="torch could not write the model as ONNX opset 7: .*upsample.*try opset=17"):
+        model.export(format="onnx", opset=7, imgsz=64)  # in torch's range, but Upsample has no opset-7 form
     with pytest.raises(UserError, match="half=True export needs a CUDA device"):
         model.export(format="onnx", half=True, device="cpu")
     try:
@@ -263,3 +265,23 @@ def test_val_static_onnx(lska, tmp_path):
                     "4: e, 5: f}\n")
     m = model.val(data=str(data), batch=3, workers=0, plots=False, verbose=False, project=str(tmp_path))
     assert seen == [(3, 3, 64, 64)] and m.box.map >= 0
+
+
+def test_export_script(lska, tmp_path):
+    """`python export.py model=x.pt format=onnx ...` (the root script) writes x.onnx and prints its path."""
+    import shutil
+    import subprocess
+    import sys
+
+    from ultralytics.utils import REPO_ROOT
+
+    _, pt = lska
+    pt = shutil.copy(pt, tmp_path / "script.pt")
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "export.py"), f"model={pt}", "imgsz=64", "dynamic=True"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"exported {tmp_path / 'script.onnx'}" in out.stdout and YOLO(tmp_path / "script.onnx").model.dynamic
+    bad = subprocess.run([sys.executable, str(REPO_ROOT / "export.py"), f"model={pt}", "format=tflite"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert bad.returncode == 1 and bad.stderr.startswith("ERROR: ")  # one line naming the key and the choices
+    assert "format='tflite'" in bad.stderr and "torchscript/onnx" in bad.stderr and "Traceback" not in bad.stderr

@@ -77,11 +77,13 @@ def test_vid_stride_and_stream(model, clip, tmp_path):
     cap.release()
 
 
-def test_mixed_sources_and_images_have_no_frame(model, clip):
-    """A list of a video and an image array: frames first (in order), then the image with frame None."""
+def test_mixed_sources_and_images_have_no_frame(model, clip, log_messages):
+    """A list of a video and an image array: frames first (in order), then the image with frame None; without
+    stream=True a warning says the frames are kept in memory."""
     im = np.zeros((50, 70, 3), np.uint8)
     res = model.predict([clip, im], imgsz=64, batch=4, verbose=False)
     assert [r.frame for r in res] == [*range(N), None]
+    assert any("without stream=True keeps every frame" in m for m in log_messages)
 
 
 def test_bad_video_sources(model, tmp_path):

@@ -9,9 +9,12 @@ imgsz, task, batch, dynamic, ...): ONNX in metadata_props, TorchScript in the ex
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -162,7 +165,7 @@ class Exporter:
         dynamic = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch"}} if self.args.dynamic \
             else None
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _quiet_stdout():
                 warnings.simplefilter("ignore")  # tracer warnings about Python ints: shapes are checked by tests
                 torch.onnx.export(net, im, str(file), dynamo=False, opset_version=self.opset, do_constant_folding=True,
                                   input_names=["images"], output_names=["output0"], dynamic_axes=dynamic)
@@ -203,6 +206,20 @@ class Exporter:
         if weights is not None and Path(str(weights)).suffix == ".pt":
             return Path(weights).with_suffix(FORMATS[fmt])
         return Path(_model_name(model)).with_suffix(FORMATS[fmt])
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence file descriptor 1 (torch's C++ exporter prints the whole IR graph there when an op fails)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _model_name(model: nn.Module) -> str:

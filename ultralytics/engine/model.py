@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.nn.weights import load_model, save_model, transfer_weights
-from ultralytics.utils import UserError
+from ultralytics.utils import LOGGER, UserError
 
 
 class YOLO:
@@ -132,6 +132,9 @@ class YOLO:
         from ultralytics.models.yolo.detect import DetectionPredictor
 
         stream = bool(kwargs.pop("stream", False))
+        if not stream and _is_video_source(source):
+            LOGGER.warning("WARNING ⚠️ predicting a video or webcam without stream=True keeps every frame (and its "
+                           "Results) in memory; use `for r in model.predict(source, stream=True)` for long videos")
         self._check_exported(kwargs)
         if self.exported and "imgsz" not in kwargs:
             kwargs["imgsz"] = self.model.imgsz  # the size it was exported at
@@ -162,3 +165,11 @@ class YOLO:
         from ultralytics.analysis.benchmark import benchmark
 
         return benchmark([self], **kwargs)
+
+
+def _is_video_source(source) -> bool:
+    """True when source (or an item of a list source) is a video file or a webcam index."""
+    from ultralytics.data.loaders import is_video_file, is_webcam
+
+    items = source if isinstance(source, (list, tuple)) else [source]
+    return any(is_webcam(s) or (isinstance(s, (str, Path)) and is_video_file(s)) for s in items)
