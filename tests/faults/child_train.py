@@ -5,7 +5,7 @@ Usage: python child_train.py spec.json. The spec (JSON) holds:
   fitness (optional list: the fitness each epoch reports, so best.pt changes on a known schedule),
   threads (torch threads), barrier (a file to wait for before training), ready (written when a 'sigint_wait'
   fault is armed, or when waiting at the barrier), fault (null or a dict, see below), done (written at the
-  end with {"save_dir": ...}).
+  end with {"save_dir": ..., "t_start": ..., "t_end": ...}: time.monotonic() after the barrier and at the end).
 
 Faults (all patches live in this process only; the product code is not changed for them):
   kill_batch      {batch: k}                       SIGKILL at the k-th training batch (1-based, over epochs)
@@ -200,6 +200,7 @@ def main(spec_file: str) -> None:
         deadline = time.time() + 60
         while not Path(spec["barrier"]).exists() and time.time() < deadline:
             time.sleep(0.005)
+    t_start = time.monotonic()  # system-wide clock: the parent compares the intervals of concurrent children
     if spec.get("resume"):
         model = YOLO(spec["resume"])
         model.train(resume=True)
@@ -207,7 +208,8 @@ def main(spec_file: str) -> None:
         model = YOLO(spec.get("model", "yolov10n.yaml"))
         model.train(data=spec["data"], project=spec["project"], name=spec["name"], **spec["settings"])
     if spec.get("done"):
-        Path(spec["done"]).write_text(json.dumps({"save_dir": str(model.trainer.save_dir)}))
+        Path(spec["done"]).write_text(json.dumps({"save_dir": str(model.trainer.save_dir), "t_start": t_start,
+                                                  "t_end": time.monotonic()}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Helpers of the fault suite: tiny settings, child-process trainings (child_train.py), results.csv readers."""
+"""Helpers of the fault suite: named checks, tiny settings, child-process trainings (child_train.py), results.csv
+readers, and interval overlap counting for the concurrency tests."""
 
 from __future__ import annotations
 
@@ -21,6 +22,74 @@ TINY = dict(imgsz=64, batch=4, workers=0, epochs=3, close_mosaic=1, device="cpu"
             seed=0, deterministic=True, warmup_epochs=1)
 TINY_MODEL = HERE / "yolov10t-faults.yaml"  # yolov10n's rows at 1/16 width: the faults concern the trainer
 FITNESS = [0.1, 0.3, 0.2]  # epoch 2 is the best: best.pt is written at epochs 1 and 2, not 3
+
+
+# The "nothing lost" checks: a scenario claims nothing lost only from these, run and passed (conftest.py).
+LAST_LOADS = "last.pt loads and holds the last finished epoch"
+RESUMED = "resume completes (or says every epoch is done)"
+ROWS_SAME = "results.csv rows == the clean run's"
+ROWS_FINISHED = "results.csv has one row per finished epoch"
+WEIGHTS_SAME = "weights == the clean run's"
+NO_TEMP = "no temp file left"
+WEIGHTS_FINITE = "saved weights finite"
+SKIPS_COUNTED = "skipped data counted and reported"
+GOOD_USED = "every good image used"
+ROWS_KEPT = "every good label row kept"
+ROWS_ACCOUNTED = "every label row kept or reported"
+LABELS_SAME = "labels == the truth"
+READS_COMPLETE = "every read complete (never half-written)"
+RUN_FILES = "each run's files complete and its own"
+LOSS_CHECKS = frozenset({LAST_LOADS, RESUMED, ROWS_SAME, ROWS_FINISHED, WEIGHTS_SAME, NO_TEMP, WEIGHTS_FINITE,
+                         SKIPS_COUNTED, GOOD_USED, ROWS_KEPT, ROWS_ACCOUNTED, LABELS_SAME, READS_COMPLETE, RUN_FILES})
+
+
+class Checks(dict):
+    """{check name: passed} of the checks one scenario ran; `why[name]` keeps the evidence of a failure.
+
+    checks(name, ok, why) adds one outcome (a name checked twice passes only if both passed) and returns ok.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.why: dict[str, str] = {}
+
+    def __call__(self, name: str, ok, why="") -> bool:
+        ok = bool(ok)
+        self[name] = self.get(name, True) and ok
+        if not ok:
+            self.why.setdefault(name, str(why)[-3000:])
+        return ok
+
+
+def raises(fn, exc: type = None, match: str | None = None) -> tuple[bool, str]:
+    """(fn() raised `exc` (default UserError) whose message matches the regex `match`, what happened)."""
+    import re
+
+    if exc is None:
+        from ultralytics.utils import UserError as exc
+    try:
+        fn()
+    except exc as e:
+        ok = match is None or re.search(match, str(e)) is not None
+        return ok, f"{type(e).__name__}: {e}" + ("" if ok else f" (does not match /{match}/)")
+    except Exception as e:  # noqa: BLE001 - the wrong kind of error is a failed check, not a crash of the test
+        return False, f"{type(e).__name__} instead of {exc.__name__}: {e}"
+    return False, f"no {exc.__name__} raised"
+
+
+def overlaps(inner: list[tuple[float, float]], outer: list[tuple[float, float]]) -> int:
+    """How many `inner` intervals (start, end) started while some `outer` interval was in progress."""
+    import bisect
+
+    outer = sorted(outer)
+    starts = [a for a, _ in outer]
+    n, ends_max = 0, []
+    for a, b in outer:  # running max of the end times, in order of start
+        ends_max.append(max(b, ends_max[-1]) if ends_max else b)
+    for a, _ in inner:
+        i = bisect.bisect_right(starts, a) - 1
+        n += i >= 0 and ends_max[i] > a
+    return n
 
 
 def child_env(threads: int = 1) -> dict:

@@ -23,7 +23,16 @@ from ultralytics.data.labels import ROW_REASONS, parse_label_bytes
 from ultralytics.utils import LOGGER
 
 from . import hostile_data as hd
-from .helpers import TINY_MODEL
+from .helpers import GOOD_USED, ROWS_ACCOUNTED, ROWS_KEPT, SKIPS_COUNTED, TINY_MODEL, Checks
+
+
+def _holds(fn) -> tuple[bool, str]:
+    """(fn() ran without an AssertionError, its message): an assert-style helper used as one check."""
+    try:
+        fn()
+    except AssertionError as e:
+        return False, str(e)[-3000:]
+    return True, ""
 
 
 class _Capture(logging.Handler):
@@ -49,28 +58,33 @@ def log():
 # --- label bytes ----------------------------------------------------------------------------------------------
 @settings(derandomize=True, max_examples=150, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_good=st.integers(0, 6), n_bad=st.integers(0, 12))
-def test_label_fuzz_known_reasons(seed, n_good, n_bad):
+def test_label_fuzz_known_reasons(seed, n_good, n_bad, faults):
     """Generated label files of known content: every bad row is dropped with its reason and row number."""
     raw, kept, dropped = hd.label_file(np.random.default_rng(seed), n_good, n_bad)
     cls, boxes, got = parse_label_bytes(raw, hd.NC)
-    assert got == dropped and len(cls) == kept
+    c = Checks()
+    c(ROWS_KEPT, len(cls) == kept, f"{len(cls)} rows kept, {kept} good")
+    c("each bad row dropped with its reason and number", got == dropped, f"{got} != {dropped}")
+    faults.record("dataset", "label file of known good and bad rows", c, generated=1)
 
 
 @settings(derandomize=True, max_examples=300, deadline=None)
 @given(raw=st.one_of(st.binary(max_size=400), st.lists(st.sampled_from(
     ["0", "5", "6", "-1", "0.5", "1.0", "1e30", "-1e30", "nan", "inf", "1.01", "-0.01", "0.0", "x", "\u00e9",
      "1e-40", "2.5", " ", "\t"]), max_size=60).map(lambda t: " ".join(t).replace(" \t ", "\n").encode())))
-def test_label_fuzz_any_bytes(raw):
+def test_label_fuzz_any_bytes(raw, faults):
     """Any bytes at all: no exception; kept boxes are finite, inside the image, of positive size, valid class."""
     cls, boxes, dropped = parse_label_bytes(raw, hd.NC)
     lines = [ln for ln in (raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw).splitlines() if ln.strip()]
-    assert len(cls) + len(dropped) == len(lines)  # every row is kept or dropped, once
-    assert all(reason in ROW_REASONS for _, reason in dropped)
-    assert np.isfinite(boxes).all() and np.isfinite(cls).all()
-    assert ((cls >= 0) & (cls < hd.NC) & (cls == np.round(cls))).all()
+    c = Checks()
+    c(ROWS_ACCOUNTED, len(cls) + len(dropped) == len(lines), f"{len(cls)} + {len(dropped)} != {len(lines)} rows")
+    c("drop reasons known", all(reason in ROW_REASONS for _, reason in dropped), dropped)
     x, y, w, h = boxes.T if len(boxes) else np.zeros((4, 0))
-    assert ((w > 0) & (h > 0)).all()
-    assert ((x - w / 2 >= -1e-6) & (x + w / 2 <= 1 + 1e-6) & (y - h / 2 >= -1e-6) & (y + h / 2 <= 1 + 1e-6)).all()
+    c("kept boxes valid", np.isfinite(boxes).all() and np.isfinite(cls).all()
+      and ((cls >= 0) & (cls < hd.NC) & (cls == np.round(cls))).all() and ((w > 0) & (h > 0)).all()
+      and ((x - w / 2 >= -1e-6) & (x + w / 2 <= 1 + 1e-6) & (y - h / 2 >= -1e-6) & (y + h / 2 <= 1 + 1e-6)).all(),
+      f"{cls} {boxes}")
+    faults.record("dataset", "label file of any bytes", c, generated=1)
 
 
 # --- image files ----------------------------------------------------------------------------------------------
@@ -99,7 +113,7 @@ def test_image_fuzz_scan_agrees_with_decoder(fmt, tmp_path, faults):
     rng = np.random.default_rng(["jpg", "png", "bmp", "tif", "webp", "gif"].index(fmt))
     buf = io.BytesIO()
     Image.fromarray(hd.noise(rng)).save(buf, format={"jpg": "JPEG", "tif": "TIFF"}.get(fmt, fmt.upper()))
-    outcomes = {}
+    outcomes, c = {}, Checks()
     for i, (how, data) in enumerate(_corruptions(rng, buf.getvalue(), 30)):
         p = tmp_path / f"{i}.{fmt}"
         p.write_bytes(data)
@@ -112,10 +126,12 @@ def test_image_fuzz_scan_agrees_with_decoder(fmt, tmp_path, faults):
             read = imread(p).shape[:2]
         except ImageReadError as e:
             read = e.reason
-        assert scan == read, f"{fmt} {how} #{i}: the scan says {scan}, the decoder {read}"
+        c("the scan agrees with the decoder", scan == read,
+          f"{fmt} {how} #{i}: the scan says {scan}, the decoder {read}")
         outcomes[how, isinstance(scan, str)] = outcomes.get((how, isinstance(scan, str)), 0) + 1
-    assert any(bad for _, bad in outcomes) and any(not bad for _, bad in outcomes) or fmt in ("png", "gif")
-    faults.record("dataset", f"image fuzz {fmt}", n=30)
+    c("corruptions both refused and decodable", any(bad for _, bad in outcomes) and any(
+        not bad for _, bad in outcomes) or fmt in ("png", "gif"), outcomes)
+    faults.record("dataset", f"corrupted {fmt} files (its own decoder)", c, generated=30)
 
 
 # --- whole datasets -------------------------------------------------------------------------------------------
@@ -148,19 +164,23 @@ def test_hostile_dataset_scan(seed, tmp_path, log, faults):
     yaml_file, truth = hd.make_dataset(tmp_path, seed)
     d = check_det_dataset(str(yaml_file))
     for split in ("train", "val"):
+        c = Checks()
         ds = YOLODataset(d[split], imgsz=64, augment=split == "train", hyp=_hyp(), data=d, prefix=f"{split}: ")
-        assert ds.stats == hd.expected_stats(truth[split])
-        assert {Path(f).name for f in ds.im_files} == truth[split]["used"]
-        check_report(log.warnings(), f"{split}: ", truth[split], tmp_path, split)
-        for i in range(len(ds)):  # every used image loads and augments
-            assert ds[i]["img"].shape[0] == 3
-        faults.record("dataset", f"seed {seed} {split}: bad images", n=len(truth[split]["skipped"]))
-        faults.record("dataset", f"seed {seed} {split}: bad rows",
-                      n=sum(len(r) for r in truth[split]["dropped"].values()))
-    log.records.clear()
-    again = YOLODataset(d["train"], imgsz=64, augment=False, data=d, prefix="train: ")  # from the cache
-    assert again.stats == hd.expected_stats(truth["train"])
-    check_report(log.warnings(), "train: ", truth["train"], tmp_path, "train")
+        c(SKIPS_COUNTED, ds.stats == hd.expected_stats(truth[split]), ds.stats)
+        c(GOOD_USED, {Path(f).name for f in ds.im_files} == truth[split]["used"], ds.im_files)
+        c(SKIPS_COUNTED, *_holds(lambda: check_report(log.warnings(), f"{split}: ", truth[split], tmp_path, split)))
+        c("every used image loads and augments", all(ds[i]["img"].shape[0] == 3 for i in range(len(ds))))
+        if split == "train":
+            log.records.clear()
+            again = YOLODataset(d["train"], imgsz=64, augment=False, data=d, prefix="train: ")  # from the cache
+            c("the same report from the cache", again.stats == hd.expected_stats(truth["train"]) and _holds(
+                lambda: check_report(log.warnings(), "train: ", truth["train"], tmp_path, "train"))[0])
+        # the seeds and splits are values of two scenarios; their bad images and rows are generated examples
+        rows = Checks()  # the label rows: counted in the stats and the report (the images' checks are the above)
+        rows(SKIPS_COUNTED, c[SKIPS_COUNTED], c.why.get(SKIPS_COUNTED, ""))
+        faults.record("dataset", "generated dataset: bad images skipped", c, generated=len(truth[split]["skipped"]))
+        faults.record("dataset", "generated dataset: bad label rows dropped", rows,
+                      generated=sum(len(r) for r in truth[split]["dropped"].values()))
 
 
 def _hyp() -> dict:
@@ -177,21 +197,22 @@ def test_training_and_validation_on_hostile_dataset(tmp_path, log, faults):
                 workers=0, device="cpu", plots=False, seed=0, warmup_epochs=0, optimizer="SGD")
     tr = model.trainer
     root = tmp_path / "data"
+    c = Checks()
     for split, loader in (("train", tr.train_loader), ("val", tr.test_loader)):
         ds = loader.dataset
-        assert ds.stats == hd.expected_stats(truth[split])
-        check_report(log.warnings(), f"{split}: ", truth[split], root, split)
+        c(SKIPS_COUNTED, ds.stats == hd.expected_stats(truth[split]), ds.stats)
+        c(SKIPS_COUNTED, *_holds(lambda: check_report(log.warnings(), f"{split}: ", truth[split], root, split)))
     seen = set()  # one epoch of the train loader covers every used image
     tr.train_loader.set_epoch(0)
     for batch in tr.train_loader:
         seen |= {Path(f).name for f in batch["im_file"]}
-    assert seen == truth["train"]["used"]
-    assert tr.validator.seen == len(truth["val"]["used"])
+    c(GOOD_USED, seen == truth["train"]["used"], seen ^ truth["train"]["used"])
+    c(GOOD_USED, tr.validator.seen == len(truth["val"]["used"]), tr.validator.seen)
     rows = (tmp_path / "runs" / "hostile" / "results.csv").read_text().splitlines()
-    assert len(rows) == 2 and all(math.isfinite(float(v)) for v in rows[1].split(","))
+    c("one results row, finite", len(rows) == 2 and all(math.isfinite(float(v)) for v in rows[1].split(",")), rows)
     metrics = model.val(data=str(yaml_file), imgsz=64, batch=4, workers=0, plots=False, device="cpu",
                         project=str(tmp_path / "val"))
-    assert all(math.isfinite(v) for v in metrics.results_dict.values())
-    assert metrics.box.nc == hd.NC
-    for split in ("train", "val"):
-        faults.record("dataset", f"trained/validated past {split} bad images", n=len(truth[split]["skipped"]))
+    c("val metrics finite", all(math.isfinite(v) for v in metrics.results_dict.values()) and metrics.box.nc == hd.NC,
+      metrics.results_dict)
+    faults.record("dataset", "an epoch of training and validation past bad files", c,
+                  generated=sum(len(truth[s]["skipped"]) for s in ("train", "val")))

@@ -22,7 +22,8 @@ import torch
 
 from ultralytics.utils.checkpoint import read_checkpoint
 
-from .helpers import as_csv, read_rows, temp_files, without_time
+from .helpers import (LAST_LOADS, NO_TEMP, RESUMED, ROWS_SAME, WEIGHTS_SAME, Checks, as_csv, read_rows, temp_files,
+                      without_time)
 from .matrix import CASES, INTERRUPTED, KILLED
 
 INTERRUPTS = [n for n, c in CASES.items() if c.kind == "interrupt"]
@@ -33,56 +34,65 @@ def _same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def check_case(name: str, child_matrix) -> None:
-    """All the assertions of one case, after the fault and after the resume."""
+def check_case(name: str, child_matrix) -> Checks:
+    """All the checks of one case, after the fault and after the resume: {check name: passed}."""
     ref, outcomes = child_matrix
     case, out = CASES[name], outcomes[name]
     ref_rows = without_time(read_rows(ref))
+    c = Checks()
     # --- right after the fault ---
-    assert out.rc == case.rc, f"{name}: exit status {out.rc}, expected {case.rc}\n{out.output[-3000:]}"
+    c("exit status", out.rc == case.rc, f"exit status {out.rc}, expected {case.rc}\n{out.output[-3000:]}")
     for pattern in case.message:
-        assert re.search(pattern, out.output), f"{name}: no message /{pattern}/ in:\n{out.output[-3000:]}"
+        c("message", re.search(pattern, out.output), f"no message /{pattern}/ in:\n{out.output[-3000:]}")
     if case.rc == INTERRUPTED:
-        assert "Traceback" in out.output and out.output.rstrip().endswith("KeyboardInterrupt")
+        c("KeyboardInterrupt re-raised", "Traceback" in out.output and out.output.rstrip().endswith(
+            "KeyboardInterrupt"), out.output[-2000:])
     elif case.rc != KILLED:  # an error stops the run: one UserError (FileWriteError), not a crash deep inside
-        assert "FileWriteError" in out.output
+        c("one FileWriteError", "FileWriteError" in out.output, out.output[-2000:])
     snap = out.after_fault
     ckpt = snap["ckpt"]
-    assert ckpt is not None, f"{name}: no loadable last.pt"
-    assert ckpt["epoch"] + 1 == case.epochs_saved
-    assert len(ckpt["train_results"]) == case.epochs_saved
-    assert without_time(as_csv(ckpt["train_results"])) == ref_rows[: case.epochs_saved]
-    assert without_time(snap["rows"]) == ref_rows[: case.rows]
-    assert bool(snap["temp"]) == case.temp_left, snap["temp"]
+    c(LAST_LOADS, ckpt is not None and ckpt["epoch"] + 1 == case.epochs_saved
+      and len(ckpt["train_results"]) == case.epochs_saved
+      and without_time(as_csv(ckpt["train_results"])) == ref_rows[: case.epochs_saved],
+      f"after the fault: last.pt {'missing' if ckpt is None else 'holds epoch index %d' % ckpt['epoch']}, "
+      f"expected {case.epochs_saved} finished epochs equal to the clean run's")
+    c(ROWS_SAME, without_time(snap["rows"]) == ref_rows[: case.rows],
+      f"after the fault: {snap['rows']} != the clean run's first {case.rows}")
+    c("temp file left only by a SIGKILL mid-save", bool(snap["temp"]) == case.temp_left, snap["temp"])
     # --- after the resume ---
-    assert out.resume_rc == case.resume_rc, f"{name}: resume exit {out.resume_rc}\n{out.resume_output[-3000:]}"
+    c(RESUMED, out.resume_rc == case.resume_rc, f"resume exit {out.resume_rc}\n{out.resume_output[-3000:]}")
     for pattern in case.resume_message:
-        assert re.search(pattern, out.resume_output), out.resume_output[-2000:]
+        c("resume message", re.search(pattern, out.resume_output), out.resume_output[-2000:])
     if case.temp_left:
-        assert "unfinished temporary file(s) of the interrupted run" in out.resume_output
+        c("resume reports the leftover temp file",
+          "unfinished temporary file(s) of the interrupted run" in out.resume_output, out.resume_output[-2000:])
     rows = read_rows(out.run)
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]  # no duplicated or missing epoch
-    assert without_time(rows) == ref_rows
-    assert temp_files(out.run) == []
-    last, ref_last = read_checkpoint(out.run / "weights" / "last.pt"), read_checkpoint(ref / "weights" / "last.pt")
-    assert last["epoch"] == ref_last["epoch"] == 2
-    assert _same_weights(last["model"], ref_last["model"]) and _same_weights(last["ema"], ref_last["ema"])
-    assert set(torch.load(out.run / "weights" / "last.pt", weights_only=True)) == set(last)  # plain data
-    best, ref_best = read_checkpoint(out.run / "weights" / "best.pt"), read_checkpoint(ref / "weights" / "best.pt")
-    assert best["epoch"] == ref_best["epoch"] == 1  # the fitness plan makes epoch 2 the best
-    assert _same_weights(best["ema"], ref_best["ema"])
+    c(ROWS_SAME, [int(r["epoch"]) for r in rows] == [1, 2, 3] and without_time(rows) == ref_rows,
+      f"after the resume: epochs {[r['epoch'] for r in rows]}, rows {without_time(rows)}")
+    c(NO_TEMP, temp_files(out.run) == [], temp_files(out.run))
+    last_file, best_file = out.run / "weights" / "last.pt", out.run / "weights" / "best.pt"
+    c(LAST_LOADS, last_file.exists() and read_checkpoint(last_file)["epoch"] == 2, "after the resume")
+    if last_file.exists() and best_file.exists():
+        last, ref_last = read_checkpoint(last_file), read_checkpoint(ref / "weights" / "last.pt")
+        best, ref_best = read_checkpoint(best_file), read_checkpoint(ref / "weights" / "best.pt")
+        c(WEIGHTS_SAME, ref_last["epoch"] == 2 and _same_weights(last["model"], ref_last["model"])
+          and _same_weights(last["ema"], ref_last["ema"]), "last.pt differs from the clean run's")
+        c(WEIGHTS_SAME, best["epoch"] == ref_best["epoch"] == 1  # the fitness plan makes epoch 2 the best
+          and _same_weights(best["ema"], ref_best["ema"]), f"best.pt epoch {best['epoch']}, or weights differ")
+        c("last.pt is plain data", set(torch.load(last_file, weights_only=True)) == set(last))
+    else:
+        c(WEIGHTS_SAME, False, "last.pt or best.pt missing after the resume")
+    return c
 
 
 @pytest.mark.parametrize("name", INTERRUPTS)
 def test_interrupted_training(name, child_matrix, faults):
-    check_case(name, child_matrix)
-    faults.record("interrupt", name)
+    faults.record("interrupt", name, check_case(name, child_matrix))
 
 
 @pytest.mark.parametrize("name", DISK)
 def test_disk_trouble_training(name, child_matrix, faults):
-    check_case(name, child_matrix)
-    faults.record("disk", name)
+    faults.record("disk", name, check_case(name, child_matrix))
 
 
 def test_reference_run_is_complete(child_matrix):

@@ -4,6 +4,7 @@ with last.pt from the last good epoch (or say that none finished), and resume go
 
 from __future__ import annotations
 
+import re
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from ultralytics.engine import trainer as trainer_mod
 from ultralytics.utils.checkpoint import read_checkpoint
 from ultralytics.utils.loss import v10DetectLoss
 
-from .helpers import TINY, TINY_MODEL, read_rows
+from .helpers import LAST_LOADS, RESUMED, ROWS_FINISHED, TINY, TINY_MODEL, WEIGHTS_FINITE, Checks, raises, read_rows
 
 NAN = float("nan")
 
@@ -72,46 +73,60 @@ def test_single_bad_batches_are_skipped(fault_data, tmp_path, monkeypatch, log_m
     model = YOLO(str(TINY_MODEL))
     model.train(data=fault_data, project=str(tmp_path), name="skip", **TINY)
     warns = [m for m in log_messages if m.startswith("WARNING: non-finite")]
-    assert warns == ["WARNING: non-finite loss at epoch 1, batch 1: step skipped (1 in a row)",
-                     "WARNING: non-finite loss at epoch 2, batch 0: step skipped (1 in a row)",
-                     "WARNING: non-finite gradients at epoch 2: optimizer step skipped (1 in a row)"]
-    assert step_spy.count(False) == 1  # the only step offered NaN gradients was the one skipped
+    expected = ["WARNING: non-finite loss at epoch 1, batch 1: step skipped (1 in a row)",
+                "WARNING: non-finite loss at epoch 2, batch 0: step skipped (1 in a row)",
+                "WARNING: non-finite gradients at epoch 2: optimizer step skipped (1 in a row)"]
     rows = read_rows(tmp_path / "skip")
-    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    assert all(float(v) == float(v) for r in rows for v in r.values())
     ckpt = read_checkpoint(tmp_path / "skip" / "weights" / "last.pt")
-    assert _finite(ckpt["model"]) and _finite(ckpt["ema"])
-    for case in ("NaN loss in one batch", "inf loss in one batch", "NaN gradients in one batch"):
-        faults.record("numeric", case)
+    for i, case in enumerate(("NaN loss in one batch", "inf loss in one batch", "NaN gradients in one batch")):
+        c = Checks()
+        c("a warning naming epoch and batch", expected[i] in warns, warns)
+        c("no other step skipped", len(warns) == 3, warns)
+        # the only step offered NaN gradients was the one skipped
+        c("one step offered NaN gradients (skipped)", step_spy.count(False) == 1, step_spy)
+        c(ROWS_FINISHED, [r["epoch"] for r in rows] == ["1", "2", "3"]
+          and all(float(v) == float(v) for r in rows for v in r.values()), rows)
+        c(WEIGHTS_FINITE, _finite(ckpt["model"]) and _finite(ckpt["ema"]))
+        faults.record("numeric", case, c)
 
 
 @pytest.mark.parametrize("grad", [False, True], ids=["nan_loss", "nan_gradients"])
 def test_persistent_nan_stops_with_last_good_epoch_then_resumes(grad, fault_data, tmp_path, monkeypatch, faults):
     monkeypatch.setattr(trainer_mod, "MAX_BAD_STEPS", 3)
     faulty = Faulty(monkeypatch, from_batch=4, grad=grad)  # every batch of epoch 2 on is bad
-    with pytest.raises(trainer_mod.NonFiniteLossError) as e:
-        YOLO(str(TINY_MODEL)).train(data=fault_data, project=str(tmp_path), name="nan", **TINY)
     # a NaN loss stops within epoch 2; NaN gradients skip every step of epoch 2 (during warmup a step comes every
     # 1-2 batches), so that epoch still ends, with unchanged weights, and the third bad step comes in epoch 3
     what, stop = ("gradients were NaN/inf for 3 optimizer steps", 3) if grad else ("loss was NaN/inf for 3 batches", 2)
-    assert what in str(e.value) and f"at epoch {stop}; stopping." in str(e.value)
     last = tmp_path / "nan" / "weights" / "last.pt"
-    assert f"{last} holds epoch {stop - 1}, the last finished one" in str(e.value)
-    ckpt = read_checkpoint(last)
-    assert ckpt["epoch"] == stop - 2 and _finite(ckpt["model"]) and _finite(ckpt["ema"])
-    assert [int(r["epoch"]) for r in read_rows(tmp_path / "nan")] == list(range(1, stop))
+    c = Checks()
+    c("stops with a message naming the cause, epoch and last.pt", *raises(
+        lambda: YOLO(str(TINY_MODEL)).train(data=fault_data, project=str(tmp_path), name="nan", **TINY),
+        trainer_mod.NonFiniteLossError, rf"(?s)^(?=.*{re.escape(what)})(?=.*at epoch {stop}; stopping\.)"
+                                        rf"(?=.*{re.escape(str(last))} holds epoch {stop - 1}, the last finished one)"))
+    ckpt = read_checkpoint(last) if last.exists() else None
+    c(LAST_LOADS, ckpt is not None and ckpt["epoch"] == stop - 2, "last.pt missing or of another epoch")
+    c(WEIGHTS_FINITE, ckpt is not None and _finite(ckpt["model"]) and _finite(ckpt["ema"]))
+    rows = read_rows(tmp_path / "nan")
+    c(ROWS_FINISHED, [int(r["epoch"]) for r in rows] == list(range(1, stop)), rows)
     faulty.healed = True  # the cause is fixed: the run goes on from epoch 2
-    YOLO(str(last)).train(resume=True)
-    assert [r["epoch"] for r in read_rows(tmp_path / "nan")] == ["1", "2", "3"]
-    assert _finite(read_checkpoint(last)["ema"])
-    faults.record("numeric", f"persistent {'NaN gradients' if grad else 'NaN loss'} from epoch 2, then resume")
+    try:
+        YOLO(str(last)).train(resume=True)
+        error = ""
+    except Exception as e:  # noqa: BLE001 - a failed resume is a failed check
+        error = f"{type(e).__name__}: {e}"
+    rows = read_rows(tmp_path / "nan")
+    c(RESUMED, not error and [r["epoch"] for r in rows] == ["1", "2", "3"], error or rows)
+    c(WEIGHTS_FINITE, _finite(read_checkpoint(last)["ema"]), "after the resume")
+    faults.record("numeric", f"persistent {'NaN gradients' if grad else 'NaN loss'}, then resume", c)
 
 
 def test_nan_from_the_first_batch_says_nothing_was_saved(fault_data, tmp_path, monkeypatch, faults):
     monkeypatch.setattr(trainer_mod, "MAX_BAD_STEPS", 3)
     Faulty(monkeypatch, from_batch=1)
-    with pytest.raises(trainer_mod.NonFiniteLossError, match=r"at epoch 1; stopping\. No epoch finished, so nothing "
-                                                             r"was saved \(\S*last\.pt was not written\)"):
-        YOLO(str(TINY_MODEL)).train(data=fault_data, project=str(tmp_path), name="nan0", **TINY)
-    assert not (tmp_path / "nan0" / "weights" / "last.pt").exists()
-    faults.record("numeric", "persistent NaN from the first batch")
+    c = Checks()
+    c("stops saying that nothing was saved", *raises(
+        lambda: YOLO(str(TINY_MODEL)).train(data=fault_data, project=str(tmp_path), name="nan0", **TINY),
+        trainer_mod.NonFiniteLossError,
+        r"at epoch 1; stopping\. No epoch finished, so nothing was saved \(\S*last\.pt was not written\)"))
+    c("no last.pt written", not (tmp_path / "nan0" / "weights" / "last.pt").exists())
+    faults.record("numeric", "persistent NaN from the first batch", c)
