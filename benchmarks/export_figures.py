@@ -12,6 +12,7 @@ random image at imgsz; the table goes to runs/benchmark/expN/benchmark.csv as `p
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import tempfile
@@ -56,13 +57,12 @@ def main() -> None:
             f = ex(model.model, pt)
             files.append(f)
             x = torch.rand(2, 3, a.imgsz, a.imgsz, generator=torch.Generator().manual_seed(0))
-            import copy
-
             fused = copy.deepcopy(model.model).eval().fuse(verbose=False)
             with torch.no_grad():
                 y, o = fused(x), load_inference_model(f)(x)
             ds = (y[..., 4] - o[..., 4]).abs().max().item()
-            lines.append(f"{name:24s} {fmt:12s} export {ex.seconds:5.1f} s  size {Path(f).stat().st_size / 2**20:5.1f} MB"
+            mb = Path(f).stat().st_size / 2**20
+            lines.append(f"{name:24s} {fmt:12s} export {ex.seconds:5.1f} s  size {mb:5.1f} MB"
                          f"  max |score diff| vs PyTorch at batch 2, {a.imgsz}: {ds:.2e}")
     print("\n".join(lines))
     rows = benchmark(list(MODELS) + files, imgsz=a.imgsz, batch=a.batch, device=a.device, warmup_runs=a.warmup,

@@ -237,6 +237,8 @@ def test_val_static_onnx(lska, tmp_path):
     """A fixed-shape ONNX file (dynamic=False) validates too: square letterboxes of its size, batches in chunks."""
     import shutil
 
+    import cv2
+
     from ultralytics.nn.backend import ExportedModel
 
     _, pt = lska
@@ -254,8 +256,6 @@ def test_val_static_onnx(lska, tmp_path):
     images.mkdir(parents=True)
     rng = np.random.default_rng(1)
     for i in range(3):
-        import cv2
-
         cv2.imwrite(str(images / f"im{i}.png"), rng.integers(0, 255, (48 + 16 * i, 64, 3), dtype=np.uint8))
     (tmp_path / "ds" / "labels" / "val").mkdir(parents=True)
     for i in range(3):

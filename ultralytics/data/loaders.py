@@ -84,7 +84,7 @@ class VideoSource:
                 if index % self.vid_stride == 0:
                     ok, im = cap.retrieve()
                     if not ok:
-                        LOGGER.warning(f"WARNING ⚠️ {self.name}: frame {index} could not be decoded, stopping there")
+                        LOGGER.warning(f"WARNING ⚠️ {self.name}: frame {index} could not be decoded; stopping")
                         break
                     yield SourceItem(self.name, im, index, self.fps / self.vid_stride)
                 index += 1

@@ -131,7 +131,8 @@ class OnnxModel(ExportedModel):
                                                       providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
             self._cuda = True
         dtype = np.float16 if self.input_type == "tensor(float16)" else np.float32
-        y = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype(dtype, copy=False)})[0]
+        feed = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=dtype)
+        y = self.session.run(None, {self.input_name: feed})[0]
         return torch.from_numpy(y)
 
 

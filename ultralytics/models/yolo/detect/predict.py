@@ -22,8 +22,9 @@ class DetectionPredictor:
 
     source: an image path, a folder, a glob, a .txt list, a list of those, a BGR ndarray (H, W, 3), a list
     of arrays, a video file (mp4, avi, mkv, mov, ...: every vid_stride-th frame, Results.frame its index) or a
-    webcam index (0). With save=True a video's annotated frames go to <save dir>/<stem>.mp4 at its fps. Images are letterboxed to `imgsz` (no upscaling beyond it, padding to a stride multiple),
-    run `batch` at a time, and each image's boxes are mapped back to its original pixels.
+    webcam index (0). With save=True a video's annotated frames go to <save dir>/<stem>.mp4 at its fps.
+    Images are letterboxed to `imgsz` (no upscaling beyond it, padding to a stride multiple), run `batch` at
+    a time, and each image's boxes are mapped back to its original pixels.
 
     No NMS: YOLOv10's one-to-one head assigns one prediction per object in training, so its top-k output is
     already free of duplicates (the `iou` setting is not used). Detections with score >= `conf` (default
@@ -58,8 +59,10 @@ class DetectionPredictor:
                 raise UserError("nms=True predicts with the one-to-many head, which this fused model no longer has; "
                                 "use the unfused checkpoint or nms=False")
             fuse = not model.is_fused and n_images >= FUSE_MIN_IMAGES
-            model = copy.deepcopy(model)  # the caller's model stays as it was (trainable, its head settings)
-            model.model[-1].nms, model.model[-1].max_det = bool(self.args.nms), int(self.args.max_det)
+            want = (bool(self.args.nms), int(self.args.max_det))
+            if fuse or (head.nms, head.max_det) != want:
+                model = copy.deepcopy(model)  # the caller's model stays as it was (trainable, its head settings)
+                model.model[-1].nms, model.model[-1].max_det = want
             if fuse:
                 model.fuse(verbose=False)  # keeps the one-to-many branch when nms=True
         model = model.to(self.device).eval()
