@@ -102,7 +102,7 @@ def test_unknown_key_names_closest(bad, closest):
     ("epochs", -1, "an int >= 1"), ("epochs", 2.5, "an int >= 1"), ("batch", 0, "equal to -1 or >= 1"),
     ("batch", -2, "-1 or >= 1"), ("conf", 1.5, r"in \[0, 1\], or None"), ("imgsz", "big", "list of ints >= 32"),
     ("imgsz", 16, ">= 32"), ("imgsz", [640, 8], ">= 32"), ("workers", -1, ">= 0"), ("lr0", 0, "> 0"),
-    ("fraction", 0.0, "> 0 and <= 1"), ("fraction", 1.5, "<= 1"), ("iou", -0.1, r"in \[0, 1\]"),
+    ("fraction", 0.0, "> 0 and <= 1"), ("fraction", 1.5, "<= 1"), ("iou", -0.1, "> 0 and <= 1"), ("iou", 0, "> 0 and <= 1"),
     ("patience", -1, ">= 0"), ("close_mosaic", -3, ">= 0"), ("save_period", "often", "an int"),
     ("optimizer", "Adamm", "one of SGD/Adam"), ("mode", "trian", "one of train/val"), ("amp", "maybe", "a bool"),
     ("cache", "gpu", "one of ram/disk"), ("epochs", None, "an int"), ("hsv_h", True, "a float"),
