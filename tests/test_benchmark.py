@@ -81,3 +81,19 @@ def test_cli_and_errors(tmp_path, monkeypatch):
     f = YOLO("yolov10n.yaml").export(format="onnx", imgsz=64, batch=1, dynamic=False)
     with pytest.raises(UserError, match="fixed shapes .*imgsz=\\[64, 64\\]"):
         benchmark(f, imgsz=96, project=str(tmp_path), **FAST)
+
+
+def test_root_script(tmp_path, monkeypatch):
+    """`python benchmark.py model=... key=value` (run in-process): the settings block, overrides win."""
+    import runpy
+    import sys
+
+    from ultralytics.utils import REPO_ROOT
+
+    argv = ["benchmark.py", "model=yolov10n.yaml,yolov10n-PSALSKA.yaml", "imgsz=64", "timed_runs=2", "warmup_runs=0",
+            "device=cpu", f"project={tmp_path}", "name=script", "verbose=False"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(REPO_ROOT / "benchmark.py"), run_name="__main__")
+    rows = read_csv(tmp_path / "script" / "benchmark.csv")
+    assert [(r["model"], r["imgsz"], r["batch"]) for r in rows] == [("yolov10n", "64", "1"),
+                                                                   ("yolov10n-PSALSKA", "64", "1")]
