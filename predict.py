@@ -4,8 +4,10 @@ Any setting can be overridden on the command line (a `model=` or `weights=` key 
 
     python predict.py model=runs/train/exp2/weights/best.pt source=path/to/images conf=0.4 save_txt=True
 
-The source can be an image, a folder, a glob ('imgs/*.jpg') or a .txt list of image paths. Annotated images
-go to runs/detect/predict, predict2, ...; with save_txt=True also YOLO labels in <run>/labels/<name>.txt.
+The source can be an image, a folder, a glob ('imgs/*.jpg'), a .txt list of image paths, a video file
+(source=clip.mp4, vid_stride=2: written back annotated to runs/detect/predictN/clip.mp4) or a webcam
+(source=0). Annotated images go to runs/detect/predict, predict2, ...; with save_txt=True also YOLO labels
+in <run>/labels/<name>.txt.
 YOLOv10 needs no NMS: its one-to-one head gives each object one box.
 """
 
@@ -29,7 +31,8 @@ SOURCE = "datasets/shapes/images/val"  # the built-in dataset's val images, or y
 def main(argv: list) -> None:
     overrides = parse_key_value_args(argv)
     weights = weights_from_args(overrides, WEIGHTS)
-    source = overrides.pop("source", None) or SOURCE
+    source = overrides.pop("source", None)
+    source = SOURCE if source is None else source  # source=0 is the first webcam
     if source == SOURCE and not Path(SOURCE).exists():  # the built-in dataset is generated on first use
         from ultralytics.data import check_det_dataset
 
@@ -44,8 +47,10 @@ def main(argv: list) -> None:
         project="runs/detect",
         name="predict",
     )
-    results = model.predict(source=source, **{**settings, **overrides})
-    print(f"{len(results)} images, {sum(len(r) for r in results)} detections")
+    n = detections = 0
+    for r in model.predict(source=source, stream=True, **{**settings, **overrides}):  # memory stays flat on videos
+        n, detections = n + 1, detections + len(r)
+    print(f"{n} images, {detections} detections")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,8 @@ class DetectionPredictor:
             self.save_dir = increment_path(Path(args.project or "runs/detect") / (args.name or "predict"),
                                            exist_ok=args.exist_ok)
         bs = max(int(args.batch), 1)
+        if any(v.webcam for v in images.videos.values()):
+            bs = 1  # a live camera: each frame's result at once, not after a batch of frames
         self._writers: dict[str, object] = {}  # video path -> cv2.VideoWriter of its annotated frames
         dt, shape, n, seen = np.zeros(3), None, len(images), 0
         try:
