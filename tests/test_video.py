@@ -96,3 +96,34 @@ def test_bad_video_sources(model, tmp_path):
         model.predict(str(tmp_path / "missing.avi"), imgsz=64)
     with pytest.raises(UserError, match="cannot open webcam 99"):
         model.predict(99, imgsz=64)
+
+
+def test_webcam_index_with_a_fake_camera(model, monkeypatch):
+    """source=0 opens cv2.VideoCapture(0) and predicts its frames one at a time until the camera stops."""
+    opened = []
+
+    class FakeCamera:
+        def __init__(self, index):
+            opened.append(index)
+            self.left = 4
+
+        def isOpened(self):
+            return True
+
+        def get(self, prop):
+            return 0.0  # webcams often report no fps and no frame count
+
+        def grab(self):
+            self.left -= 1
+            return self.left >= 0
+
+        def retrieve(self):
+            return True, np.full((48, 64, 3), 30 * self.left, np.uint8)
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCamera)
+    res = list(model.predict(0, imgsz=64, stream=True, verbose=False))
+    assert all(i == 0 for i in opened) and [r.frame for r in res] == [0, 1, 2, 3]
+    assert res[0].path == "webcam0" and res[0].orig_shape == (48, 64)
