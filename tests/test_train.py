@@ -167,3 +167,29 @@ def test_bad_settings_are_clear(tiny_data, tmp_path):
         YOLO("yolov10n.yaml").train(data=tiny_data, device="0", project=str(tmp_path))
     with pytest.raises(UserError, match="nope.yaml"):
         YOLO("yolov10n.yaml").train(data=str(tmp_path / "nope.yaml"), project=str(tmp_path))
+
+
+def test_pretrained_setting(tiny_data, tmp_path):
+    """pretrained=path.pt copies its matching tensors; True keeps the weights of a model loaded from a .pt;
+    False starts from the seeded initialisation even then; a missing path is a clear error."""
+    from ultralytics.data import check_det_dataset
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    source = YOLO("yolov10n.yaml")
+    torch.nn.init.constant_(source.model.model[0].conv.weight, 0.25)
+    path = source.save(tmp_path / "src.pt")
+    data = check_det_dataset(tiny_data)
+
+    def first_conv(pretrained, given=None):
+        tr = DetectionTrainer(overrides={"model": "yolov10n.yaml", "data": tiny_data, "pretrained": pretrained,
+                                         "project": str(tmp_path / "runs")}, model=given)
+        tr.data = data
+        return tr.get_model().model[0].conv.weight
+
+    loaded = YOLO(str(path)).model
+    assert torch.all(first_conv(str(path)) == 0.25)
+    assert torch.all(first_conv(True, loaded) == 0.25)
+    scratch = first_conv(False, loaded)
+    assert not torch.all(scratch == 0.25) and torch.equal(scratch, first_conv(True))
+    with pytest.raises(UserError, match=r"pretrained='.*nope\.pt': no such file"):
+        first_conv(str(tmp_path / "nope.pt"))

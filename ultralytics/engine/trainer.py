@@ -13,8 +13,6 @@ import contextlib
 import math
 import os
 import random
-import signal
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -210,7 +208,7 @@ class BaseTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.ema.update(self.model)
 
-    # --- the loop ---------------------------------------------------------------------------------
+    # --- run: here, or through torchrun --------------------------------------------------------
     def train(self) -> None:
         """Run the epochs. Ctrl-C (KeyboardInterrupt) stops at once: last.pt keeps the last finished epoch.
 
@@ -228,7 +226,8 @@ class BaseTrainer:
                                f"{getattr(self, 'epoch', self.start_epoch) + 1}/{self.epochs}. {self._last_note()}")
             raise
         finally:
-            self._restore_sigint()
+            if hasattr(self, "sigint"):
+                self.sigint.restore()
         if self.world_size > 1:
             dist.barrier()  # rank 0 finished its final validation
             dist.cleanup()
@@ -245,35 +244,10 @@ class BaseTrainer:
         return (f"{self.last} holds epoch {self.saved_epoch + 1}, the last finished one; continue with "
                 f"YOLO('{self.last}').train(resume=True)")
 
-    # --- DDP: Ctrl-C as a decision of the group ---------------------------------------------------
-    def _catch_sigint(self) -> None:
-        """Under DDP, the first Ctrl-C only sets a flag that every rank sees at the next step (so all stop at
-        the same step and none waits in a collective); a second one raises at once."""
-        self._interrupted, self._old_sigint = False, None
-        if self.world_size > 1 and threading.current_thread() is threading.main_thread():
-            def handler(signum, frame):
-                if self._interrupted:
-                    raise KeyboardInterrupt
-                self._interrupted = True
-
-            self._old_sigint = signal.signal(signal.SIGINT, handler)
-
-    def _restore_sigint(self) -> None:
-        if getattr(self, "_old_sigint", None) is not None:
-            signal.signal(signal.SIGINT, self._old_sigint)
-            self._old_sigint = None
-
     def _step_flags(self, loss: torch.Tensor) -> tuple[bool, bool]:
         """(the loss is non-finite on some rank, Ctrl-C was pressed on some rank): one all-reduce under DDP."""
-        bad, stop = dist.any_flags([not bool(torch.isfinite(loss)), self._interrupted], self.device)
+        bad, stop = dist.any_flags([not bool(torch.isfinite(loss)), self.sigint.pressed], self.device)
         return bad, stop
-
-    def _sync_grads(self) -> None:
-        """Average the gradients over the ranks by hand (when the last micro-batch, skipped, did not sync them)."""
-        for p in self.model.parameters():
-            if p.grad is not None:
-                torch.distributed.all_reduce(p.grad)
-                p.grad /= self.world_size
 
     # --- the loop ---------------------------------------------------------------------------------
     def _train(self) -> None:
@@ -281,7 +255,7 @@ class BaseTrainer:
         self._setup_optimization()
         if self.resume_ckpt is not None:
             self._load_resume_state()
-        self._catch_sigint()
+        self.sigint = dist.SigintFlag(active=self.world_size > 1)  # Ctrl-C under DDP: a flag all ranks see
         self.scheduler.last_epoch = self.start_epoch - 1
         nb = len(self.train_loader)
         nw = max(round(self.args.warmup_epochs * nb), 100) if self.args.warmup_epochs > 0 else -1
@@ -350,7 +324,7 @@ class BaseTrainer:
             pbar.close()
             if last_opt_step < nb * (epoch + 1) - 1 and n_good:
                 if self.world_size > 1 and not synced:
-                    self._sync_grads()
+                    dist.average_gradients(self.model.parameters())  # the skipped last micro-batch did not sync
                 self.optimizer_step()  # no gradients carried into the next epoch: a resumed run sees the same
                 last_opt_step = nb * (epoch + 1) - 1
             tloss = dist.mean_over_ranks(tloss)  # the row shows the loss over all ranks' images
@@ -381,7 +355,8 @@ class BaseTrainer:
         if self.args.time and (time.time() - t_start) / 3600 > self.args.time:
             LOGGER.info(f"Stopping: the time budget time={self.args.time} hours is spent")
             stop = True
-        self.save_model(epoch, improved, row)  # the checkpoint first, then the results row
+        if self.args.save:  # save=False: results.csv only, no checkpoints
+            self.save_model(epoch, improved, row)  # the checkpoint first, then the results row
         self.results.append(row)
         if self.args.plots:
             self.plot_metrics()

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -168,6 +170,35 @@ def mean_over_ranks(t: torch.Tensor) -> torch.Tensor:
     t = t.clone()
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t / dist.get_world_size()
+
+
+def average_gradients(params) -> None:
+    """Average .grad over the ranks by hand (when the last micro-batch, skipped, did not let DDP do it)."""
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= dist.get_world_size()
+
+
+class SigintFlag:
+    """Under DDP, the first Ctrl-C only sets `pressed`, which the trainer OR-s over the ranks at the next step
+    (so every rank stops at the same step and none waits in a collective); a second Ctrl-C raises at once."""
+
+    def __init__(self, active: bool):
+        self.pressed, self._old = False, None
+        if active and threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, signum, frame):
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def restore(self) -> None:
+        """Put back the handler that was there before."""
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
 
 
 # --- device=0,1: start torchrun on the same script ------------------------------------------------------
