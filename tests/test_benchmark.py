@@ -97,3 +97,13 @@ def test_root_script(tmp_path, monkeypatch):
     rows = read_csv(tmp_path / "script" / "benchmark.csv")
     assert [(r["model"], r["imgsz"], r["batch"]) for r in rows] == [("yolov10n", "64", "1"),
                                                                    ("yolov10n-PSALSKA", "64", "1")]
+
+
+def test_inference_graph_even_with_nms_head(tmp_path):
+    """A model whose head was switched to nms=True is still timed and counted as the one-to-one graph."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    model = DetectionModel("yolov10n.yaml", verbose=False)
+    model.model[-1].nms = True
+    rows = benchmark([model], imgsz=64, project=str(tmp_path), **FAST)
+    assert rows[0]["params"] == 2_299_264 and model.model[-1].nms and model.model[-1].cv2 is not None

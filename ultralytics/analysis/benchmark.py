@@ -67,7 +67,8 @@ def load_for_benchmark(model) -> tuple[str, str, nn.Module]:
                         "file, a YOLO object or a DetectionModel")
     name = Path(str((model.yaml or {}).get("yaml_file") or "model")).stem
     fused = copy.deepcopy(model).float().eval()
-    if not fused.is_fused:
+    fused.model[-1].nms = False  # the inference graph papers report: one-to-one head, NMS-free top-k
+    if not fused.is_fused or getattr(fused.model[-1], "cv2", None) is not None:
         fused.fuse(verbose=False)
     return name, "pytorch", fused
 

@@ -125,7 +125,9 @@ class Exporter:
         h, w = check_imgsz(args.imgsz, stride=stride, min_dim=2)
         batch = max(int(args.batch), 1)
 
-        fused = copy.deepcopy(model).float().eval().fuse(verbose=False)
+        fused = copy.deepcopy(model).float().eval()
+        fused.model[-1].nms = False  # the graph ends in the one-to-one top-k: fusing drops the one-to-many branch
+        fused.fuse(verbose=False)
         for p in fused.parameters():
             p.requires_grad_(False)
         params = sum(p.numel() for p in fused.parameters())
