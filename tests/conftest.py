@@ -12,17 +12,26 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
-    """A data YAML over 16 train + 8 val images of the shapes generator (6 classes)."""
+def make_shapes_yaml(tmp_path_factory):
+    """make(name, n_train, n_val, seed) -> path of a data YAML over a fresh copy of the shapes generator's images."""
     from ultralytics.data import ensure_builtin_dataset
     from ultralytics.data.builtin import CLASSES
 
-    root = tmp_path_factory.mktemp("datasets")
-    ds = ensure_builtin_dataset(root=root, name="tiny", n_train=16, n_val=8, seed=1)
-    f = root / "tiny.yaml"
-    f.write_text(yaml.safe_dump({"path": str(ds), "train": "images/train", "val": "images/val",
-                                 "names": dict(enumerate(CLASSES))}))
-    return str(f)
+    def make(name: str, n_train: int, n_val: int, seed: int) -> str:
+        root = tmp_path_factory.mktemp(f"datasets_{name}")
+        ds = ensure_builtin_dataset(root=root, name=name, n_train=n_train, n_val=n_val, seed=seed)
+        f = root / f"{name}.yaml"
+        f.write_text(yaml.safe_dump({"path": str(ds), "train": "images/train", "val": "images/val",
+                                     "names": dict(enumerate(CLASSES))}))
+        return str(f)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_data(make_shapes_yaml):
+    """A data YAML over 16 train + 8 val images of the shapes generator (6 classes)."""
+    return make_shapes_yaml("tiny", 16, 8, seed=1)
 
 
 @pytest.fixture

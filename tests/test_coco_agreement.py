@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from ultralytics import YOLO
 
@@ -24,17 +23,9 @@ TOL = 0.002
 
 
 @pytest.fixture(scope="module")
-def held_out(tmp_path_factory) -> str:
+def held_out(make_shapes_yaml) -> str:
     """48 shapes images the model never saw (another seed), as a data YAML."""
-    from ultralytics.data import ensure_builtin_dataset
-    from ultralytics.data.builtin import CLASSES
-
-    root = tmp_path_factory.mktemp("coco_check")
-    ds = ensure_builtin_dataset(root=root, name="held_out", n_train=2, n_val=48, seed=7)
-    f = root / "held_out.yaml"
-    f.write_text(yaml.safe_dump({"path": str(ds), "train": "images/train", "val": "images/val",
-                                 "names": dict(enumerate(CLASSES))}))
-    return str(f)
+    return make_shapes_yaml("held_out", 2, 48, seed=7)
 
 
 def cocoeval_from_files(run: Path, max_det: int) -> dict:

@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-import yaml
 
 from .helpers import LOSS_CHECKS
 
@@ -141,22 +140,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 @pytest.fixture(scope="session")
-def fault_data(tmp_path_factory) -> str:
+def fault_data(make_shapes_yaml) -> str:
     """A data YAML over 12 train + 4 val images of the built-in shapes generator (6 classes), caches built."""
-    from ultralytics.data import ensure_builtin_dataset
-    from ultralytics.data.builtin import CLASSES
     from ultralytics.data.dataset import YOLODataset
     from ultralytics.data.utils import check_det_dataset
 
-    root = tmp_path_factory.mktemp("fault_datasets")
-    ds = ensure_builtin_dataset(root=root, name="faulty", n_train=12, n_val=4, seed=3)
-    f = root / "faulty.yaml"
-    f.write_text(yaml.safe_dump({"path": str(ds), "train": "images/train", "val": "images/val",
-                                 "names": dict(enumerate(CLASSES))}))
+    f = make_shapes_yaml("faulty", 12, 4, seed=3)
     d = check_det_dataset(str(f))
     for split in ("train", "val"):  # write the label caches now: the concurrent children only read them
         YOLODataset(d[split], imgsz=64, augment=False, data=d)
-    return str(f)
+    return f
 
 
 @pytest.fixture(scope="session")
