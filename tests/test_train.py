@@ -193,3 +193,29 @@ def test_pretrained_setting(tiny_data, tmp_path):
     assert not torch.all(scratch == 0.25) and torch.equal(scratch, first_conv(True))
     with pytest.raises(UserError, match=r"pretrained='.*nope\.pt': no such file"):
         first_conv(str(tmp_path / "nope.pt"))
+
+
+def test_compile_setting_wraps_the_model_not_the_loss(tiny_data, tmp_path, monkeypatch):
+    """compile=True: the step's forward runs through torch.compile(model); the criterion stays a plain object."""
+    compiled = []
+
+    class Compiled(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.inner, self.calls = m, 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.inner(x)
+
+    def fake_compile(m, *a, **k):
+        compiled.append(Compiled(m))
+        return compiled[-1]
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    model = YOLO("yolov10n.yaml")
+    model.train(data=tiny_data, project=str(tmp_path), name="c", compile=True, **{**TINY, "epochs": 1, "val": False})
+    tr = model.trainer
+    assert len(compiled) == 1 and tr.train_model is compiled[0] and compiled[0].inner is tr.model
+    assert compiled[0].calls == len(tr.train_loader)  # every training step went through it
+    assert type(tr.criterion).__name__ == "v10DetectLoss"
