@@ -1,7 +1,8 @@
 """One process of the DDP tests (tests/test_ddp.py): `torchrun --nproc_per_node 2 tests/ddp_child.py SPEC.json`
 (or plain `python tests/ddp_child.py SPEC.json` for the single-process reference).
 
-SPEC: {"settings": {...train settings...}, "out": dir, "mode": "train" | "grads" | "fail" | "nan" | "crash_after_epoch",
+SPEC: {"settings": {...train settings...}, "out": dir, "mode": "train" | "grads" | "fail" | "nan" | "sigint" |
+       "crash_after_epoch",
        "fail_rank": int, "fail_batch": int, "halves": int}
 Writes out/rank{R}.json: per optimizer step a SHA-1 of all parameters; in "grads" mode also out/grads{R}.pt,
 the gradients seen by the first optimizer step (BatchNorm frozen: running statistics, no update).
@@ -91,6 +92,24 @@ def main(spec_path: str) -> None:
             return out
 
         v10DetectLoss.__call__ = failing
+    if mode == "sigint":  # rank 0 announces its pid at a training batch and waits there for one SIGINT
+        real_loss, seen = v10DetectLoss.__call__, {"n": 0}
+
+        def waiting(self, preds, batch):
+            if torch.is_grad_enabled() and rank == 0:
+                seen["n"] += 1
+                if seen["n"] == spec["fail_batch"]:
+                    import signal
+                    import time
+
+                    flag = signal.getsignal(signal.SIGINT).__self__  # the trainer's SigintFlag
+                    (out / "pid").write_text(str(os.getpid()))
+                    deadline = time.time() + 60
+                    while not flag.pressed and time.time() < deadline:
+                        time.sleep(0.02)
+            return real_loss(self, preds, batch)
+
+        v10DetectLoss.__call__ = waiting
     if mode == "crash_after_epoch":
         real_append = results_log.ResultsLog.append
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -117,6 +118,35 @@ def test_ddp_exception_on_one_rank_ends_both(tiny_data, tmp_path):
     assert "boom on rank 1 at batch 2" in r.stdout + r.stderr
     assert not (tmp_path / "rank0.json").exists()  # rank 0 did not finish on its own
     assert sec < TIMEOUT
+
+
+def test_ddp_ctrl_c_on_rank_0_stops_both_at_the_same_step(tiny_data, tmp_path):
+    """One SIGINT to rank 0 in epoch 2: every rank stops at that step (none waits in a collective); last.pt keeps
+    epoch 1 and rank 0 says so once."""
+    out = tmp_path / "o"
+    out.mkdir()
+    spec = {"settings": {**SETTINGS, "data": tiny_data, "project": str(tmp_path / "r")}, "out": str(out),
+            "mode": "sigint", "fail_batch": 6}
+    f = tmp_path / "spec.json"
+    f.write_text(json.dumps(spec))
+    p = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(CHILD), str(f)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(),
+                         cwd=REPO)
+    try:
+        deadline = time.time() + TIMEOUT
+        while not (out / "pid").exists() and time.time() < deadline and p.poll() is None:
+            time.sleep(0.1)
+        assert (out / "pid").exists(), p.communicate()[0][-3000:]
+        time.sleep(0.2)
+        os.kill(int((out / "pid").read_text()), signal.SIGINT)
+        text = p.communicate(timeout=120)[0]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode != 0
+    assert text.count("WARNING: training interrupted (KeyboardInterrupt) in epoch 2/2.") == 1, text[-3000:]
+    assert "holds epoch 1, the last finished one" in text
+    assert [int(r["epoch"]) for r in rows(tmp_path / "r" / "exp")] == [1]
 
 
 def test_ddp_nan_loss_on_one_rank_skips_the_step_on_both(tiny_data, tmp_path):
