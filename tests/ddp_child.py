@@ -22,8 +22,24 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ultralytics import YOLO  # noqa: E402
+from ultralytics.nn.registry import register_module  # noqa: E402
 from ultralytics.engine import results_log, trainer as trainer_mod  # noqa: E402
 from ultralytics.utils.loss import v10DetectLoss  # noqa: E402
+
+
+class DDPScale(torch.nn.Module):
+    """A per-channel learnable scale, registered here: the test model YAML uses it in place of PSA, so every
+    process started by torchrun must have run this registration (x: (B, C, H, W) -> same)."""
+
+    def __init__(self, c1: int):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1, c1, 1, 1))
+
+    def forward(self, x):
+        return x * self.w
+
+
+register_module(DDPScale, "same")
 
 
 def params_hash(model) -> str:

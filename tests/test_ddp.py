@@ -29,6 +29,17 @@ SETTINGS = dict(model=str(TINY_MODEL), imgsz=64, batch=4, workers=0, epochs=2, c
                 optimizer="SGD", plots=False, seed=0, deterministic=True, warmup_epochs=1, name="exp")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def custom_model(tmp_path_factory):
+    """The tiny YOLOv10 with row 10 (PSA) replaced by DDPScale, a module tests/ddp_child.py registers."""
+    f = tmp_path_factory.mktemp("model") / "yolov10t-ddpscale.yaml"
+    text = TINY_MODEL.read_text()
+    assert "[-1, 1, PSA, [1024]]" in text
+    f.write_text(text.replace("[-1, 1, PSA, [1024]]", "[-1, 1, DDPScale, []]"))
+    SETTINGS["model"] = str(f)
+    return f
+
+
 def env() -> dict:
     e = dict(os.environ)
     e.update(PYTHONPATH=str(REPO) + os.pathsep + e.get("PYTHONPATH", ""), OMP_NUM_THREADS="1", NO_COLOR="1",
@@ -76,6 +87,10 @@ def test_ddp_one_run_dir_one_row_per_epoch(ddp_run):
     assert [int(r["epoch"]) for r in rows(run)] == [1, 2]
     assert out.count("DDP: world size 2, backend gloo, 2 images per process") == 1  # rank 0 alone prints it
     assert (run / "weights" / "last.pt").is_file() and (run / "weights" / "best.pt").is_file()
+    from ultralytics.utils.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(run / "weights" / "last.pt")  # the registered module trained in both processes
+    assert "model.10.w" in ckpt["model"] and not torch.all(ckpt["model"]["model.10.w"] == 1)
     print(f"2-process gloo run, 2 epochs of 16 images: {sec:.1f} s")
 
 
