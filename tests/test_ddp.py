@@ -248,7 +248,6 @@ def test_device_list_launches_torchrun_on_this_script(monkeypatch, tiny_data, tm
     """device=2,3 outside torchrun: torchrun runs this script with 2 processes on GPUs 2 and 3, in the run
     directory this process claimed; no other file is written."""
     from ultralytics.models.yolo.detect import DetectionTrainer
-    from ultralytics.models.yolo.detect import train as train_mod
     from ultralytics.utils import dist
 
     seen = {}
@@ -257,7 +256,6 @@ def test_device_list_launches_torchrun_on_this_script(monkeypatch, tiny_data, tm
         seen.update(cmd=cmd, env=env)
         return subprocess.CompletedProcess(cmd, 0)
 
-    monkeypatch.setattr(train_mod, "select_device", lambda d, b: torch.device("cuda:2"), raising=False)
     monkeypatch.setattr("ultralytics.engine.trainer.select_device", lambda d, b: torch.device("cuda:2"))
     monkeypatch.setattr(dist.subprocess, "run", fake_run)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
