@@ -1,15 +1,16 @@
 """The recipe study: the classic vs the scheduled YOLOv10 dual-assignment loss (setting v10_loss), same settings.
 
 For each dataset (the built-in 'shapes' and the second built-in 'icons', each made at a reduced size in
---out), each recipe and each seed, one training run from scratch in its own process; then every run's
-last.pt is scored by the project's validator (one-to-one head) on that dataset's val split, and the table
-prints mean ± std (sample std over seeds) of mAP50-95 and mAP50 per dataset and recipe, with Welch's t-test
+--out), each recipe and each seed, one training run from scratch in its own process, scored by the
+project's validator (one-to-one head) on that dataset's val split: the final results.csv row (the trainer
+validates the final epoch's EMA weights, the weights last.pt holds), or with --rescore each last.pt again
+after training. The table prints mean ± std (sample std over seeds) of mAP50-95 and mAP50 per dataset and recipe, with Welch's t-test
 p-value (scipy) for the difference of the mAP50-95 means. Results go to <out>/results.json as runs finish,
 so an interrupted study continues where it stopped; --score-only re-scores the saved last.pt files (e.g.
 with a newer validator) without training.
 
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/recipe.py --out runs/recipe --jobs 2     # the study
-    python benchmarks/recipe.py --out runs/recipe --score-only                              # re-score, table
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/recipe.py --out runs/recipe --jobs 2     # the study (defaults)
+    python benchmarks/recipe.py --out runs/recipe --score-only                              # re-score last.pt
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def study_yaml(out: Path, name: str, n_train: int, n_val: int) -> Path:
 
 def train_settings(args, data: Path, recipe: str, seed: int, project: Path) -> dict:
     """The settings of one run: identical for both recipes except v10_loss."""
-    return dict(data=str(data), epochs=args.epochs, imgsz=args.imgsz, batch=16, nbs=16, optimizer="AdamW",
+    return dict(data=str(data), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, nbs=args.batch, optimizer="AdamW",
                 lr0=0.002, workers=0, device="cpu", plots=False, val=False, close_mosaic=args.close_mosaic,
                 seed=seed, deterministic=True, v10_loss=recipe, project=str(project), name=f"{recipe}-s{seed}",
                 exist_ok=True, verbose=False)
@@ -123,13 +124,17 @@ def main() -> None:
     ap.add_argument("--model", default="yolov10n.yaml")
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--close-mosaic", type=int, default=4, help="epochs at the end trained without mosaic")
-    ap.add_argument("--imgsz", type=int, default=192)
-    ap.add_argument("--n-train", type=int, default=160, help="train images per dataset")
-    ap.add_argument("--n-val", type=int, default=100, help="val images per dataset")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--close-mosaic", type=int, default=5, help="epochs at the end trained without mosaic")
+    ap.add_argument("--imgsz", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=8, help="batch size, and nbs (one optimizer step per batch)")
+    ap.add_argument("--n-train", type=int, default=128, help="train images per dataset")
+    ap.add_argument("--n-val", type=int, default=60, help="val images per dataset")
     ap.add_argument("--jobs", type=int, default=2, help="runs at once (each in its own process)")
     ap.add_argument("--score-only", action="store_true", help="re-score the saved last.pt files; no training")
+    ap.add_argument("--rescore", action="store_true",
+                    help="score each last.pt again with the validator after training (default: the final results.csv "
+                         "row, which the trainer's validator wrote for the final epoch's EMA weights, as last.pt holds)")
     args = ap.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -171,8 +176,12 @@ def main() -> None:
         print(f"{len(todo)} runs in {time.time() - t0:.0f} s", flush=True)
     for key, r in sorted(results.items()):
         last = Path(r["run"]) / "weights" / "last.pt"
-        if r["dataset"] in yamls and last.is_file():
+        if (args.rescore or args.score_only) and r["dataset"] in yamls and last.is_file():
             r["score"] = score(str(last), str(yamls[r["dataset"]]), r["settings"]["imgsz"], out / "val")
+        elif "score" not in r:
+            row = r["final_row"]
+            r["score"] = {"map": row["metrics/mAP50-95(B)"], "map50": row["metrics/mAP50(B)"],
+                          "mp": row["metrics/precision(B)"], "mr": row["metrics/recall(B)"]}
     save()
     print(table(results))
 
