@@ -3,7 +3,7 @@
 
 SPEC: {"settings": {...train settings...}, "out": dir, "mode": "train" | "grads" | "fail" | "nan" | "sigint" |
        "crash_after_epoch",
-       "fail_rank": int, "fail_batch": int, "halves": int}
+       "fail_rank": int, "fail_batch": int}
 Writes out/rank{R}.json: per optimizer step a SHA-1 of all parameters; in "grads" mode also out/grads{R}.pt,
 the gradients seen by the first optimizer step (BatchNorm frozen: running statistics, no update).
 """
@@ -54,27 +54,6 @@ def frozen_bn(self, x):
     return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
 
-def halves_criterion(n: int):
-    """The real criterion applied to n equal slices of the batch and summed: what n DDP ranks optimise together."""
-    real = v10DetectLoss.__call__
-
-    def call(self, preds, batch):
-        if not torch.is_grad_enabled():
-            return real(self, preds, batch)
-        b = batch["img"].shape[0] // n
-        total, items = 0.0, 0.0
-        for k in range(n):
-            keep = (batch["batch_idx"] >= k * b) & (batch["batch_idx"] < (k + 1) * b)
-            part = {"img": batch["img"][k * b:(k + 1) * b], "batch_idx": batch["batch_idx"][keep] - k * b,
-                    "cls": batch["cls"][keep], "bboxes": batch["bboxes"][keep]}
-            sl = {key: [f[k * b:(k + 1) * b] for f in v] for key, v in preds.items()}
-            t, i = real(self, sl, part)
-            total, items = total + t, items + i / n
-        return total, items
-
-    return call
-
-
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     out, mode = Path(spec["out"]), spec.get("mode", "train")
@@ -92,8 +71,6 @@ def main(spec_path: str) -> None:
     trainer_mod.BaseTrainer.optimizer_step = step
     if mode == "grads":
         torch.nn.BatchNorm2d.forward = frozen_bn
-        if spec.get("halves"):
-            v10DetectLoss.__call__ = halves_criterion(int(spec["halves"]))
     if mode in ("fail", "nan"):
         real_loss, seen = v10DetectLoss.__call__, {"n": 0}
 

@@ -28,6 +28,23 @@ def _hyp_value(hyp, key: str) -> float:
     return float(value)
 
 
+def _normaliser(target_scores_sum: torch.Tensor) -> torch.Tensor:
+    """The loss normaliser: the batch's target-score sum, at least 1.
+
+    Under DDP (a process group of several ranks, while training with gradients) the sum is all-reduced and
+    shared out: each rank divides by max(global sum, 1) / world size, so that the gradients DDP averages
+    (with the trainer's loss x world size) equal those of one process holding the whole global batch.
+    Validation (no gradients, rank 0 alone) keeps its own sum.
+    """
+    import torch.distributed as dist
+
+    if torch.is_grad_enabled() and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        total = target_scores_sum.detach().clone()
+        dist.all_reduce(total)
+        return total.clamp(min=1.0) / dist.get_world_size()
+    return target_scores_sum.clamp(min=1.0)
+
+
 class DFLoss(nn.Module):
     """Distribution focal loss: cross-entropy on the two integer bins around each target distance."""
 
@@ -212,7 +229,7 @@ class v8DetectionLoss:
             prep["mask_gt"],
             mask_in=prep["mask_in"],
         )
-        target_scores_sum = target_scores.sum().clamp(min=1.0)
+        target_scores_sum = _normaliser(target_scores.sum())
 
         loss_cls = F.binary_cross_entropy_with_logits(pred_scores, target_scores.to(pred_scores.dtype), reduction="sum")
         loss_cls = loss_cls / target_scores_sum
