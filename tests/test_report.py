@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import json
 import re
 import sys
 from pathlib import Path
@@ -43,7 +44,10 @@ def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     runs = root / "train"
     write_run(runs, "base0", [0.10, 0.20, 0.30], "yolov10n.yaml", 0, False)
-    write_run(runs, "base1", [0.10, 0.21, 0.31], "yolov10n.yaml", 1, False)
+    base1 = write_run(runs, "base1", [0.10, 0.21, 0.31], "yolov10n.yaml", 1, False)
+    (base1 / "best_metrics.json").write_text(json.dumps(  # what the trainer writes after validating best.pt
+        {"metrics/mAP50-95(B)": 0.31, "metrics/mAP50-95(S)": 0.1234, "metrics/mAP50-95(M)": 0.2345,
+         "metrics/mAP50-95(L)": -1.0}))
     write_run(runs, "lska0", [0.10, 0.25, 0.40], "yolov10n-LSKA.yaml", 0, True)
     write_run(runs, "lska1", [0.10, 0.26, 0.42], "yolov10n-LSKA.yaml", 1, True)
     bench = root / "benchmark" / "exp"
@@ -85,10 +89,12 @@ def test_report_sections_hold_the_numbers(report):
     assert "0.4100 ± 0.0141" in text  # best mAP50-95 of the LSKA group: mean of 0.40, 0.42 and their std
     assert "41.23 ± 0.50" in text and "47.50 ± 0.75" in text and "24.2" in text  # latency from benchmark.csv
     assert "2,775,520" in text  # parameters of yolov10n
-    # AP per size: the LSKA runs have the columns (best epoch 3: 0.21, 0.42, 0.63 for lska1), the others n/a
+    # AP per size: the LSKA runs have the columns (best epoch 3: 0.21, 0.42, 0.63 for lska1); base1 has
+    # best_metrics.json (no large objects: -1 -> n/a); base0 has neither
     assert "0.2100" in text and "0.4200" in text and "0.6300" in text
     size_part = text.split("AP per object size")[1].split("<h2>")[0]
-    assert size_part.count('class="na">n/a') == 6  # 2 baseline runs x 3 sizes
+    assert "0.1234" in size_part and "0.2345" in size_part
+    assert size_part.count('class="na">n/a') == 4  # base0 x 3 sizes, base1's large
     erf_part = text.split("Effective receptive field")[1]
     assert "0.0123" in erf_part and "0.0185" in erf_part and "r(0.99)" in erf_part
 

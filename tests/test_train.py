@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,10 @@ def test_run_directory_contents(full_run):
     run, model = full_run
     assert (run / "args.yaml").is_file()
     assert (run / "weights" / "last.pt").is_file() and (run / "weights" / "best.pt").is_file()
+    best = json.loads((run / "best_metrics.json").read_text())  # best.pt's final validation, with size APs
+    assert best["metrics/mAP50-95(B)"] == pytest.approx(model.metrics.box.map, abs=1e-6)
+    assert best["metrics/mAP50-95(S)"] == pytest.approx(model.metrics.box.map_small, abs=1e-6)
+    assert {"metrics/mAP50-95(M)", "metrics/mAP50-95(L)", "head"} <= set(best)
     rs = rows(run)
     assert list(rs[0]) == COLUMNS
     assert [int(r["epoch"]) for r in rs] == [1, 2, 3]

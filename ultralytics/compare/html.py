@@ -2,7 +2,7 @@
 
 Sections: the runs table, the seed groups with their test, the training curves of all runs overlaid
 (compare.png), cost (parameters and GFLOPs per run; latency from benchmark.csv files when present), AP per
-object size (the results.csv columns metrics/mAP50-95(S|M|L) when a run has them, "n/a" otherwise), and the
+object size (best.pt's best_metrics.json, or results.csv columns metrics/mAP50-95(S|M|L); "n/a" otherwise), and the
 effective receptive field (the area ratios of an erf.csv and the erf.png beside it) when one is given.
 Nothing is fetched: no script, no stylesheet or image from elsewhere.
 """
@@ -77,21 +77,34 @@ def _f(x) -> float:
         return math.nan
 
 
+def _best_metrics(run_dir: Path) -> dict:
+    """The run's best_metrics.json as a dict ({} when absent or unreadable)."""
+    import json
+
+    try:
+        return json.loads((Path(run_dir) / "best_metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def size_ap_section(comp: Comparison) -> str:
-    """Best-epoch mAP50-95 per object size of each run, from results.csv columns metrics/mAP50-95(S|M|L)."""
+    """Best-epoch mAP50-95 per object size of each run: from best_metrics.json (best.pt's final validation, written
+    by the trainer), or from results.csv columns metrics/mAP50-95(S|M|L) where a run has them."""
     headers = ["run", "model", "best epoch", "mAP50-95 (all)", *(f"mAP50-95 ({s})" for s in SIZES)]
     rows, any_size = [], False
     for r, x in zip(comp.runs, comp.run_rows):
         i = r.best_index
         cells = []
+        best = _best_metrics(r.path)
         for s in SIZES:
             col = f"metrics/mAP50-95({s})"
-            v = float(r.rows[col][i]) if col in r.rows and i is not None else math.nan
+            v = float(r.rows[col][i]) if col in r.rows and i is not None else _f(best.get(col))
+            v = math.nan if v < 0 else v  # -1: no object of that size in the val split
             any_size |= math.isfinite(v)
             cells.append(fmt_num(v) if math.isfinite(v) else "n/a")
         rows.append([x["run"], x["model"], fmt_int(x["best_epoch"]), fmt_num(x["best_mAP50-95"]), *cells])
-    note = "" if any_size else ('<p class="muted">These runs\' results.csv have no per-size columns '
-                                "(metrics/mAP50-95(S|M|L)): n/a.</p>")
+    note = "" if any_size else ('<p class="muted">These runs have no per-size figures (no best_metrics.json, no '
+                                "metrics/mAP50-95(S|M|L) columns): n/a.</p>")
     return html_table(headers, rows, numeric={2, 3, 4, 5, 6}) + note
 
 

@@ -140,6 +140,20 @@ class DetectionTrainer(BaseTrainer):
         validator = DetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy.copy(self.args))
         validator.data, validator.device = self.data, self.device
         self.metrics = validator(model=model.to(self.device))
+        self.write_best_metrics(validator)
+
+    def write_best_metrics(self, validator: DetectionValidator) -> None:
+        """best_metrics.json: best.pt's final validation, with COCO's size APs (results.csv keeps exactly the
+        Ultralytics columns, so the per-size figures that the compare report shows live here)."""
+        import json
+
+        from ultralytics.utils.files import atomic_write_text
+
+        box = self.metrics.box
+        out = {**{k: round(float(v), 6) for k, v in self.metrics.results_dict.items()},
+               "metrics/mAP50-95(S)": round(box.map_small, 6), "metrics/mAP50-95(M)": round(box.map_medium, 6),
+               "metrics/mAP50-95(L)": round(box.map_large, 6), "head": validator.head_description()}
+        atomic_write_text(self.save_dir / "best_metrics.json", json.dumps(out, indent=1))
 
     def after_launch(self) -> None:
         """The launching process of a DDP run: the final metrics of best.pt (a dict, as its checkpoint keeps them)."""
