@@ -133,12 +133,7 @@ def render_shapes_image(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
         owner[ya:yb, xa:xb][a[..., 0] >= 0.5] = k
         placed.append(box)
         full_area.append((cls, float((alpha >= 0.5).sum()), (xa, ya, xb, yb)))
-    labels = []
-    for k, (cls, area, (xa, ya, xb, yb)) in enumerate(full_area):
-        ys, xs = np.nonzero(owner[ya:yb, xa:xb] == k)
-        if area > 0 and len(xs) >= MIN_VISIBLE * area and len(xs) >= 12:
-            x1, y1, x2, y2 = xs.min() + xa, ys.min() + ya, xs.max() + 1 + xa, ys.max() + 1 + ya
-            labels.append([cls, (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h])
+    labels = visible_labels(owner, full_area, w, h, min_pixels=12)
     if rng.random() < 0.4:
         img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 1.5)))
     gain, bias, sigma = rng.uniform(0.75, 1.15), rng.uniform(-20, 20), rng.uniform(0, 10)  # contrast, brightness, noise
@@ -146,6 +141,20 @@ def render_shapes_image(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
     k = sigma / 73.9
     img = img.astype(np.float32) * np.float32(gain) + noise.astype(np.float32) * np.float32(k) + np.float32(bias - 127.5 * k)
     return np.clip(img, 0, 255).astype(np.uint8), np.array(labels, dtype=np.float64).reshape(-1, 5)
+
+
+def visible_labels(owner: np.ndarray, drawn: list, w: int, h: int, min_pixels: int) -> list[list[float]]:
+    """YOLO labels of the drawn objects that stay visible: owner (h, w) int, the index of the object that owns
+    each pixel (-1 none); drawn: [(cls, full area in px, (xa, ya, xb, yb) drawing window)] in drawing order.
+    An object is labelled when at least MIN_VISIBLE of its area and min_pixels pixels are still its own; its
+    box is the tight box of those pixels, as [cls, cx, cy, bw, bh] normalised by (w, h)."""
+    labels = []
+    for k, (cls, area, (xa, ya, xb, yb)) in enumerate(drawn):
+        ys, xs = np.nonzero(owner[ya:yb, xa:xb] == k)
+        if area > 0 and len(xs) >= MIN_VISIBLE * area and len(xs) >= min_pixels:
+            x1, y1, x2, y2 = xs.min() + xa, ys.min() + ya, xs.max() + 1 + xa, ys.max() + 1 + ya
+            labels.append([cls, (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h])
+    return labels
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:

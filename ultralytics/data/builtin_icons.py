@@ -17,10 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ultralytics.data.builtin import GENERATORS
+from ultralytics.data.builtin import GENERATORS, MIN_VISIBLE, visible_labels
 
 CLASSES = ("nut", "arrow", "crescent", "capsule", "heart")
-MIN_VISIBLE = 0.6  # visible fraction of an object's area for it to be labelled
 SIZE_RANGE = (224, 353)  # image sides drawn from [224, 352]
 RADIUS_RANGE = (4.0, 30.0)  # circumradius in px, log-uniform: most objects are small
 _SPLITS = ("train", "val")
@@ -148,12 +147,7 @@ def render_icons_image(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
         roi[:] = roi * (1 - a) + colour.astype(np.float32) * a + 0.5
         owner[ya:yb, xa:xb][a[..., 0] >= 0.5] = len(drawn)
         drawn.append((cls, float((alpha >= 0.5).sum()), (xa, ya, xb, yb)))
-    labels = []
-    for k, (cls, area, (xa, ya, xb, yb)) in enumerate(drawn):
-        ys, xs = np.nonzero(owner[ya:yb, xa:xb] == k)
-        if area > 0 and len(xs) >= MIN_VISIBLE * area and len(xs) >= 8:
-            x1, y1, x2, y2 = xs.min() + xa, ys.min() + ya, xs.max() + 1 + xa, ys.max() + 1 + ya
-            labels.append([cls, (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h])
+    labels = visible_labels(owner, drawn, w, h, min_pixels=8)
     img = _degrade(rng, img)
     return img, np.array(labels, dtype=np.float64).reshape(-1, 5)
 
