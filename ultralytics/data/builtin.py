@@ -26,7 +26,7 @@ GENERATOR_VERSION = 1
 MIN_VISIBLE = 0.6  # visible fraction of an object's area for it to be labelled
 SIZE_RANGE = (256, 417)  # image sides drawn from [256, 416]
 _TEXT_CHARS = np.array(list("ABDEFHKLMNPRTUVWYZ2345679"))
-_SPLITS = ("train", "val")
+SPLITS = ("train", "val")
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -164,17 +164,22 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return iw * ih / min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
 
 
-def _write_split(root: Path, split: int, n: int, seed: int) -> int:
-    """Render and write n images + label files of one split; returns the number of instances."""
-    name = _SPLITS[split]
+def write_split(root: Path, split: int, n: int, seed: int, render, stream: int = 0,
+                quality: tuple[int, int] = (70, 96)) -> int:
+    """Render and write n images + label files of one split; returns the number of instances.
+
+    render(rng) -> (image (h, w, 3) uint8, labels (k, 5)); image i draws from the generator seeded
+    [seed, stream + split, i] (each built-in dataset uses its own stream); JPEG quality drawn in [lo, hi).
+    """
+    name = SPLITS[split]
     (root / "images" / name).mkdir(parents=True)
     (root / "labels" / name).mkdir(parents=True)
     instances = 0
     for i in range(n):
-        rng = np.random.default_rng([seed, split, i])
-        img, labels = render_shapes_image(rng)
-        quality = int(rng.integers(70, 96))
-        cv2.imwrite(str(root / "images" / name / f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        rng = np.random.default_rng([seed, stream + split, i])
+        img, labels = render(rng)
+        q = int(rng.integers(*quality))
+        cv2.imwrite(str(root / "images" / name / f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, q])
         rows = [f"{int(c)} {x:.6f} {y:.6f} {bw:.6f} {bh:.6f}" for c, x, y, bw, bh in labels]
         (root / "labels" / name / f"{i:06d}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
         instances += len(rows)
@@ -200,7 +205,8 @@ def _is_complete(dest: Path, want: dict) -> bool:
 
 def _make_shapes(root: Path, n_train: int, n_val: int, seed: int) -> dict:
     """Generate the shapes dataset into an (empty, new) folder; returns the manifest."""
-    counts = {"train": _write_split(root, 0, n_train, seed), "val": _write_split(root, 1, n_val, seed)}
+    counts = {k: write_split(root, i, n, seed, render_shapes_image)
+              for i, (k, n) in enumerate(zip(SPLITS, (n_train, n_val)))}
     return {"instances": counts, "classes": list(CLASSES)}
 
 

@@ -17,12 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ultralytics.data.builtin import GENERATORS, MIN_VISIBLE, visible_labels
+from ultralytics.data.builtin import SPLITS, GENERATORS, MIN_VISIBLE, visible_labels, write_split
 
 CLASSES = ("nut", "arrow", "crescent", "capsule", "heart")
 SIZE_RANGE = (224, 353)  # image sides drawn from [224, 352]
 RADIUS_RANGE = (4.0, 30.0)  # circumradius in px, log-uniform: most objects are small
-_SPLITS = ("train", "val")
 _SUB = 4  # sub-pixel bits for anti-aliased drawing
 
 
@@ -168,26 +167,10 @@ def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
 
-def _write_split(root: Path, split: int, n: int, seed: int) -> int:
-    """Render and write n images + label files of one split; returns the number of instances."""
-    name = _SPLITS[split]
-    (root / "images" / name).mkdir(parents=True)
-    (root / "labels" / name).mkdir(parents=True)
-    instances = 0
-    for i in range(n):
-        rng = np.random.default_rng([seed, 100 + split, i])  # streams apart from the 'shapes' generator's
-        img, labels = render_icons_image(rng)
-        quality = int(rng.integers(60, 95))
-        cv2.imwrite(str(root / "images" / name / f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        rows = [f"{int(c)} {x:.6f} {y:.6f} {bw:.6f} {bh:.6f}" for c, x, y, bw, bh in labels]
-        (root / "labels" / name / f"{i:06d}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
-        instances += len(rows)
-    return instances
-
-
 def _make_icons(root: Path, n_train: int, n_val: int, seed: int) -> dict:
     """Generate the icons dataset into an (empty, new) folder; returns the manifest."""
-    counts = {"train": _write_split(root, 0, n_train, seed), "val": _write_split(root, 1, n_val, seed)}
+    counts = {k: write_split(root, i, n, seed, render_icons_image, stream=100, quality=(60, 95))  # own streams
+              for i, (k, n) in enumerate(zip(SPLITS, (n_train, n_val)))}
     return {"instances": counts, "classes": list(CLASSES)}
 
 
