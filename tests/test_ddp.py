@@ -6,7 +6,6 @@ The bad-input checks run in this process (they fail before anything is joined or
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from faults.helpers import read_rows as rows, without_time  # the results.csv readers the fault suite uses
 from ultralytics.utils import UserError
 
 HERE = Path(__file__).resolve().parent
@@ -58,15 +58,6 @@ def run_child(tmp: Path, spec: dict, nproc: int | None = 2) -> tuple[subprocess.
     r = subprocess.run([sys.executable, *launcher, str(CHILD), str(f)], capture_output=True, text=True,
                        timeout=TIMEOUT, env=env(), cwd=REPO)
     return r, time.perf_counter() - t0
-
-
-def rows(run: Path) -> list[dict]:
-    with open(run / "results.csv") as f:
-        return list(csv.DictReader(f))
-
-
-def without_time(rs: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "time"} for r in rs]
 
 
 @pytest.fixture(scope="module")
