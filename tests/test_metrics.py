@@ -188,7 +188,7 @@ def _evaluate_img_loop(iou, valid, conf, gt_ignore):
 def test_match_by_score_equals_the_plain_loop_with_ties_and_ignores():
     rng = np.random.default_rng(0)
     for _ in range(300):
-        m, n, t = int(rng.integers(1, 7)), int(rng.integers(1, 9)), 3
+        m, n = int(rng.integers(1, 7)), int(rng.integers(1, 9))  # 3 thresholds below
         iou = rng.choice([0.55, 0.7, 0.9], size=(m, n))  # many exact ties
         valid = iou[..., None] >= np.array([0.5, 0.6, 0.8])
         valid &= rng.random((m, n, 1)) < 0.8  # some pairs of other classes

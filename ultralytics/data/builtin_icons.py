@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ultralytics.data.builtin import SPLITS, GENERATORS, MIN_VISIBLE, visible_labels, write_split
+from ultralytics.data.builtin import SPLITS, GENERATORS, visible_labels, write_split
 
 CLASSES = ("nut", "arrow", "crescent", "capsule", "heart")
 SIZE_RANGE = (224, 353)  # image sides drawn from [224, 352]

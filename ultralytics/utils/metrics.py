@@ -16,13 +16,10 @@ Conventions (COCO, pycocotools ``COCOeval``):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import torch
 
 from ultralytics.utils.confusion_matrix import ConfusionMatrix
-from ultralytics.utils.matching import match_predictions
+from ultralytics.utils.matching import _np, match_predictions
 
 __all__ = ("match_predictions", "compute_ap", "ap_per_class", "smooth", "Metric", "DetMetrics", "ConfusionMatrix",
            "SIZE_RANGES")
@@ -30,11 +27,6 @@ __all__ = ("match_predictions", "compute_ap", "ap_per_class", "smooth", "Metric"
 SIZE_RANGES = ("small", "medium", "large")
 
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)  # COCO 101-point recall grid
-
-
-def _np(x) -> np.ndarray:
-    """Return x (tensor, ndarray or sequence) as a numpy array on the CPU."""
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def compute_ap(recall, precision) -> tuple[float, np.ndarray, np.ndarray]:

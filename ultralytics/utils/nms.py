@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from ultralytics.utils.ops import box_iou
 
 try:  # torchvision's compiled NMS, when a build that matches torch is installed
     from torchvision.ops import nms as _torchvision_nms
