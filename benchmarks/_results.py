@@ -1,0 +1,120 @@
+"""Where every measured figure in README.md and docs/ comes from: `benchmarks/results/<name>.json`.
+
+A benchmark calls `save_results(name, figures, settings)` at its end. The JSON holds the figures (a flat
+dict: numbers, strings, or whole markdown tables as strings), the settings the script ran with, the hash
+of today's defaults (`ultralytics/cfg/default.yaml` and the settings block of `train.py`), the machine
+(CPU, cores, load average, torch, device) and when it was written. The file is written to a temporary
+name and renamed into place, so an interrupted benchmark never leaves half a JSON.
+
+The docs cite a figure with a marker right after it, invisible when the markdown is rendered:
+
+    **0.529**<!--fig:train_default.map50--> mAP50          the number just before equals figures["map50"]
+    10 min 54 s<!--fig:train_default.wall-->                 a string figure: the text just before ends with it
+    <!--table:attention_cost.table_md-->                     a whole table, equal to the string figure
+    | ... |
+    <!--/table-->
+
+`tests/test_figures.py` reads every marker in README.md and docs/*.md and fails when a figure differs
+from its JSON (numbers compared at the decimals shown), when a marker names a missing JSON or key, or
+when a cited JSON was measured under other defaults than today's (change a default, re-run the script).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+DEFAULT_CFG = ROOT / "ultralytics" / "cfg" / "default.yaml"
+TRAIN_PY = ROOT / "train.py"
+
+
+def train_py_settings(path: Path = TRAIN_PY) -> str:
+    """The `settings = dict(...)` block of train.py (the defaults a user edits), comments stripped."""
+    text = path.read_text(encoding="utf-8")
+    m = re.search(r"^\s*settings = dict\(\n(.*?)^\s*\)\n", text, flags=re.S | re.M)
+    block = m.group(1) if m else text
+    lines = [ln.split("#", 1)[0].strip() for ln in block.splitlines()]
+    model = re.search(r"^MODEL = (.*?)(#|$)", text, flags=re.M)
+    data = re.search(r"^DATA = (.*?)(#|$)", text, flags=re.M)
+    head = [m_.group(1).strip() for m_ in (model, data) if m_]
+    return "\n".join(head + [ln for ln in lines if ln])
+
+
+def defaults_hash() -> str:
+    """sha256 (first 16 hex digits) of cfg/default.yaml's bytes and train.py's settings block."""
+    h = hashlib.sha256()
+    h.update(DEFAULT_CFG.read_bytes())
+    h.update(b"\0")
+    h.update(train_py_settings().encode())
+    return h.hexdigest()[:16]
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: CPU model, cores usable, load average, python, torch, device."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "loadavg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # noqa: BLE001 - a benchmark without torch still records its machine
+        info["torch"] = None
+    return info
+
+
+def save_results(name: str, figures: dict[str, Any], settings: dict[str, Any] | None = None,
+                 out_dir: Path | str = RESULTS_DIR) -> Path:
+    """Write benchmarks/results/<name>.json atomically and return its path.
+
+    figures: flat {key: number | str} (a markdown table is a str); settings: how the script was run.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+        raise ValueError(f"results name {name!r}: use letters, digits, '_' and '-' only")
+    bad = [k for k, v in figures.items() if not isinstance(v, (int, float, str)) or isinstance(v, bool)]
+    if bad:
+        raise ValueError(f"results {name!r}: figures must be numbers or strings, not {bad}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "name": name,
+        "script": Path(sys.argv[0]).name if sys.argv and sys.argv[0] else None,
+        "command": " ".join(sys.argv),
+        "figures": figures,
+        "settings": settings or {},
+        "defaults_hash": defaults_hash(),
+        "machine": machine(),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(f".json.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load_results(name: str, out_dir: Path | str = RESULTS_DIR) -> dict[str, Any]:
+    """The JSON a benchmark wrote, as a dict (FileNotFoundError names the script-less figure)."""
+    return json.loads((Path(out_dir) / f"{name}.json").read_text(encoding="utf-8"))

@@ -1,0 +1,105 @@
+"""Every measured figure in README.md and docs/ equals the JSON its benchmark wrote, under today's defaults.
+
+Markers (see benchmarks/_results.py): `<!--fig:NAME.KEY-->` right after a figure, and
+`<!--table:NAME.KEY-->` ... `<!--/table-->` around a generated table.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks._results import defaults_hash, load_results, save_results  # noqa: E402
+
+FIG = re.compile(r"<!--fig:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->")
+TABLE = re.compile(r"<!--table:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->\n(.*?)\n<!--/table-->", re.S)
+NUMBER = re.compile(r"(-?[0-9][0-9,]*(?:\.[0-9]+)?)[^0-9]*$")
+
+
+def doc_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def figure_matches(before: str, value) -> tuple[bool, str]:
+    """Whether the text `before` a marker ends with the figure `value` (numbers at the decimals shown)."""
+    tail = before.rstrip("* _`")
+    if isinstance(value, str):
+        return tail.endswith(value.rstrip("* _`")), value
+    m = NUMBER.search(tail[-40:])
+    if not m:
+        return False, "no number before the marker"
+    shown = m.group(1).replace(",", "")
+    decimals = len(shown.split(".", 1)[1]) if "." in shown else 0
+    return round(float(value), decimals) == float(shown), shown
+
+
+def check_text(text: str, where: str, results_dir: Path | None = None) -> list[str]:
+    """The list of mismatches between the markers in `text` and their JSON files."""
+    kw = {"out_dir": results_dir} if results_dir else {}
+    errors, cache = [], {}
+    today = defaults_hash()
+
+    def value(name: str, key: str, line: int):
+        if name not in cache:
+            try:
+                cache[name] = load_results(name, **kw)
+            except FileNotFoundError:
+                cache[name] = None
+        doc = cache[name]
+        if doc is None:
+            errors.append(f"{where}:{line}: benchmarks/results/{name}.json is missing (run its benchmark)")
+            return None
+        if doc.get("defaults_hash") != today:
+            errors.append(f"{where}:{line}: {name}.json was measured under other defaults "
+                          f"({doc.get('defaults_hash')} != {today}): re-run {doc.get('script')}")
+        if key not in doc["figures"]:
+            errors.append(f"{where}:{line}: {name}.json has no figure {key!r}")
+            return None
+        return doc["figures"][key]
+
+    for m in FIG.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        v = value(m.group(1), m.group(2), line)
+        if v is None:
+            continue
+        ok, shown = figure_matches(text[max(0, m.start() - 200):m.start()], v)
+        if not ok:
+            errors.append(f"{where}:{line}: shows {shown!r}, {m.group(1)}.json says {m.group(2)} = {v!r}")
+    for m in TABLE.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        v = value(m.group(1), m.group(2), line)
+        if v is not None and m.group(3).strip() != str(v).strip():
+            errors.append(f"{where}:{line}: the table differs from {m.group(1)}.json {m.group(2)}")
+    return errors
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=lambda p: p.name)
+def test_every_cited_figure_equals_its_json(path):
+    errors = check_text(path.read_text(encoding="utf-8"), path.name)
+    assert not errors, "\n".join(errors)
+
+
+def test_readme_cites_figures():
+    """The README's measured figures are cited, not typed: the default run's mAP at least."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "<!--fig:train_default.map50-->" in text and "<!--fig:train_default.map-->" in text
+
+
+def test_checker_catches_a_stale_or_wrong_figure(tmp_path):
+    save_results("demo", {"map50": 0.5294, "wall": "10 min 54 s", "t": "| a |\n|---|\n| 1 |"}, {}, out_dir=tmp_path)
+    good = ("**0.529**<!--fig:demo.map50--> and 0.53<!--fig:demo.map50--> in 10 min 54 s<!--fig:demo.wall-->\n"
+            "<!--table:demo.t-->\n| a |\n|---|\n| 1 |\n<!--/table-->\n")
+    assert check_text(good, "x.md", tmp_path) == []
+    assert len(check_text("0.528<!--fig:demo.map50-->", "x.md", tmp_path)) == 1
+    assert len(check_text("11 min<!--fig:demo.wall-->", "x.md", tmp_path)) == 1
+    assert len(check_text("1<!--fig:demo.nokey--> 1<!--fig:nojson.k-->", "x.md", tmp_path)) == 2
+    assert len(check_text("<!--table:demo.t-->\n| a |\n|---|\n| 2 |\n<!--/table-->", "x.md", tmp_path)) == 1
+    # a JSON measured under other defaults is stale
+    path = tmp_path / "demo.json"
+    path.write_text(path.read_text().replace(defaults_hash(), "0" * 16))
+    assert any("other defaults" in e for e in check_text("0.529<!--fig:demo.map50-->", "x.md", tmp_path))
