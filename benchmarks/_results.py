@@ -2,7 +2,7 @@
 
 A benchmark calls `save_results(name, figures, settings)` at its end. The JSON holds the figures (a flat
 dict: numbers, strings, or whole markdown tables as strings), the settings the script ran with, the hash
-of today's defaults (`ultralytics/cfg/default.yaml` and the settings block of `train.py`), the machine
+of today's default values (`ultralytics/cfg/default.yaml` and the settings of `train.py`), the machine
 (CPU, cores, load average, torch, device) and when it was written. The file is written to a temporary
 name and renamed into place, so an interrupted benchmark never leaves half a JSON.
 
@@ -21,6 +21,7 @@ when a cited JSON was measured under other defaults than today's (change a defau
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -31,31 +32,42 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DEFAULT_CFG = ROOT / "ultralytics" / "cfg" / "default.yaml"
 TRAIN_PY = ROOT / "train.py"
 
 
-def train_py_settings(path: Path = TRAIN_PY) -> str:
-    """The `settings = dict(...)` block of train.py (the defaults a user edits), comments stripped."""
-    text = path.read_text(encoding="utf-8")
-    m = re.search(r"^\s*settings = dict\(\n(.*?)^\s*\)\n", text, flags=re.S | re.M)
-    block = m.group(1) if m else text
-    lines = [ln.split("#", 1)[0].strip() for ln in block.splitlines()]
-    model = re.search(r"^MODEL = (.*?)(#|$)", text, flags=re.M)
-    data = re.search(r"^DATA = (.*?)(#|$)", text, flags=re.M)
-    head = [m_.group(1).strip() for m_ in (model, data) if m_]
-    return "\n".join(head + [ln for ln in lines if ln])
+def train_py_settings(path: Path = TRAIN_PY) -> dict[str, Any]:
+    """The defaults a user edits in train.py: MODEL, DATA and the keywords of `settings = dict(...)`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: dict[str, Any] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
+            continue
+        name = node.targets[0].id
+        if name in ("MODEL", "DATA"):
+            out[name] = ast.literal_eval(node.value)
+        elif name == "settings" and isinstance(node.value, ast.Call):
+            for kw in node.value.keywords:
+                try:
+                    out[kw.arg] = ast.literal_eval(kw.value)
+                except ValueError:  # a name (e.g. DATA): record the expression
+                    out[kw.arg] = ast.unparse(kw.value)
+    return out
 
 
 def defaults_hash() -> str:
-    """sha256 (first 16 hex digits) of cfg/default.yaml's bytes and train.py's settings block."""
-    h = hashlib.sha256()
-    h.update(DEFAULT_CFG.read_bytes())
-    h.update(b"\0")
-    h.update(train_py_settings().encode())
-    return h.hexdigest()[:16]
+    """sha256 (first 16 hex digits) of the default values: cfg/default.yaml's and train.py's settings.
+
+    The parsed values are hashed, not the bytes, so editing a comment keeps every figure valid while changing,
+    adding or removing a default makes every cited figure stale until its benchmark is re-run.
+    """
+    defaults = yaml.safe_load(DEFAULT_CFG.read_text(encoding="utf-8"))
+    doc = {"default.yaml": defaults, "train.py": train_py_settings()}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def machine() -> dict[str, Any]:

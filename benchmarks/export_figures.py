@@ -6,7 +6,8 @@ the latency table (PyTorch, ONNX Runtime, TorchScript), and video frames/s.
 
 Models are the n, n-LSKA and n-PSALSKA YAMLs with random weights (they run as fast as trained ones). The
 exports are dynamic (batch and image size), written to a temporary folder. Differences are measured on a
-random image at imgsz; the table goes to runs/benchmark/expN/benchmark.csv as `python benchmark.py` writes it.
+random image at imgsz; the table goes to runs/benchmark/expN/benchmark.csv as `python benchmark.py` writes it,
+and every figure the README quotes to benchmarks/results/export_figures.json.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main() -> None:
     from ultralytics.engine.exporter import Exporter
     from ultralytics.nn.backend import load_inference_model
 
+    from benchmarks._results import save_results
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--imgsz", type=int, default=640)
     ap.add_argument("--batch", type=int, default=1)
@@ -47,7 +50,8 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     tmp = Path(tempfile.mkdtemp(prefix="export_figures_"))
-    files, lines = [], []
+    files, lines, figures = [], [], {}
+    seconds, sizes, diffs = {"onnx": [], "torchscript": []}, {"onnx": [], "torchscript": []}, {"onnx": [], "torchscript": []}
     torch.manual_seed(0)
     for name in MODELS:
         model = YOLO(name)
@@ -62,12 +66,21 @@ def main() -> None:
                 y, o = fused(x), load_inference_model(f)(x)
             ds = (y[..., 4] - o[..., 4]).abs().max().item()
             mb = Path(f).stat().st_size / 2**20
+            seconds[fmt].append(ex.seconds)
+            sizes[fmt].append(mb)
+            diffs[fmt].append(ds)
             lines.append(f"{name:24s} {fmt:12s} export {ex.seconds:5.1f} s  size {mb:5.1f} MB"
                          f"  max |score diff| vs PyTorch at batch 2, {a.imgsz}: {ds:.2e}")
     print("\n".join(lines))
     rows = benchmark(list(MODELS) + files, imgsz=a.imgsz, batch=a.batch, device=a.device, warmup_runs=a.warmup,
                      timed_runs=a.timed, verbose=False)
-    print(markdown_table(rows))
+    table = markdown_table(rows)
+    print(table)
+    figures["latency_table_md"] = table
+    for fmt in seconds:
+        figures[f"{fmt}_export_s_max"] = round(max(seconds[fmt]), 1)
+        figures[f"{fmt}_mb_min"], figures[f"{fmt}_mb_max"] = round(min(sizes[fmt]), 1), round(max(sizes[fmt]), 1)
+        figures[f"{fmt}_score_diff_max"] = float(f"{max(diffs[fmt]):.1e}")
     # video: predict + annotate + write, yolov10n at imgsz 640, a 640x360 synthetic clip
     import cv2
 
@@ -86,6 +99,8 @@ def main() -> None:
                                      verbose=False))
         dt = time.perf_counter() - t0
         print(f"video {a.video_frames} frames 640x360, {Path(f).suffix} model, save=True: {n / dt:.1f} frames/s")
+        figures[f"video_fps_{Path(f).suffix[1:]}"] = round(n / dt, 1)
+    print(f"wrote {save_results('export_figures', figures, vars(a))}")
 
 
 if __name__ == "__main__":

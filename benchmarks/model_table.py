@@ -1,0 +1,48 @@
+"""The README's model table: layers, parameters and GFLOPs (640) of every scale and the LSKA variants.
+
+    python benchmarks/model_table.py        # about a minute on 2 cores; writes benchmarks/results/model_table.json
+
+Counts are those `model.info()` prints (thop GFLOPs, see the README); nc 80 as the shipped YAMLs declare.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if __name__ == "__main__" and not __package__:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._results import save_results  # noqa: E402
+
+ROWS = [(f"yolov10{s}", f"yolov10{s}.yaml", False) for s in "nsmblx"] + [
+    ("yolov10n-LSKA (k=7)", "yolov10n-LSKA.yaml", False),
+    ("yolov10n-PSALSKA (k=7)", "yolov10n-PSALSKA.yaml", False),
+    ("yolov10n fused (inference)", "yolov10n.yaml", True),
+]
+
+
+def main() -> None:
+    import torch
+
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    lines = ["| model | layers | parameters | GFLOPs (640) |", "|---|---:|---:|---:|"]
+    figures: dict = {}
+    for label, yaml_name, fused in ROWS:
+        model = DetectionModel(yaml_name, verbose=False)
+        if fused:
+            model = model.eval().fuse(verbose=False)
+        layers, params, _, gflops = model.info(verbose=False)
+        lines.append(f"| {label} | {layers} | {params:,} | {gflops:.2f} |")
+        key = yaml_name.removesuffix(".yaml").replace("-", "_") + ("_fused" if fused else "")
+        figures.update({f"{key}_layers": layers, f"{key}_params": params, f"{key}_gflops": round(gflops, 3)})
+        print(lines[-1], flush=True)
+    figures["table_md"] = "\n".join(lines)
+    print(f"wrote {save_results('model_table', figures, {'imgsz': 640, 'nc': 'as in each YAML (80)'})}")
+
+
+if __name__ == "__main__":
+    main()
