@@ -192,9 +192,9 @@ def test_score_ties_across_images_rank_by_image_id_as_cocoeval():
 
 # ---------------------------------------------------------------- the validator and its loader
 
-# grey level -> (h, w), labels [(cls, cx, cy, w, h)], predictions [(cls, cx, cy, w, h, conf, dx)]; predictions
-# are the labels shifted by dx of their width (IoU (1 - dx) / (1 + dx): 0.925, 0.825, 0.725, 0.625, 0.525,
-# between thresholds), plus false positives; scores on a few values, equal across images
+# grey level -> (h, w), labels [(cls, cx, cy, w, h)], predictions [(cls, conf[, shift])]: the j-th prediction is
+# the j-th label, shifted by `shift` of its width (IoU (1 - shift) / (1 + shift): 0.925, ..., 0.525, between
+# thresholds), or a false positive where shift is None; scores take a few values, equal across images
 _D = {iou: (1 - iou) / (1 + iou) for iou in (0.925, 0.825, 0.725, 0.625, 0.525)}
 SCENE = {
     30: ((90, 120), [(0, .3, .4, .2, .3), (1, .7, .6, .2, .4)], [(0, .5), (1, .75, _D[.825])]),
