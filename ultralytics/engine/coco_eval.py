@@ -22,19 +22,22 @@ from ultralytics.utils.files import atomic_write_text
 __all__ = ("coco_image_ids", "coco_ground_truth", "coco_predictions", "write_json", "coco_evaluate")
 
 
-def coco_image_ids(im_files: list[str]) -> dict[str, int | str]:
+def coco_image_ids(im_files: list[str], warn: bool = True) -> dict[str, int | str]:
     """COCO image_id of each image file: int(stem) when every stem is a number, else the stem.
 
     Stems must be unique; when two files share a stem (same name in two folders) the ids fall back to
-    the position in the list (0, 1, ...) and a warning says so.
+    the position in the sorted list of paths (0, 1, ...) and a warning says so (warn=True). The ids, and
+    their order (COCOeval's image order), never depend on the order of im_files.
     """
-    stems = [Path(f).stem for f in im_files]
-    if len(set(stems)) != len(stems):
-        dup = next(s for s in stems if stems.count(s) > 1)
-        LOGGER.warning(f"WARNING ⚠️ COCO JSON: several val images are named '{dup}'; image_id = list position instead")
-        return {f: i for i, f in enumerate(im_files)}
-    numeric = all(s.isdigit() for s in stems)
-    return {f: (int(s) if numeric else s) for f, s in zip(im_files, stems)}
+    stems = {f: Path(f).stem for f in im_files}
+    if len(set(stems.values())) != len(stems):
+        if warn:
+            dup = next(s for s in stems.values() if list(stems.values()).count(s) > 1)
+            LOGGER.warning(f"WARNING ⚠️ COCO JSON: several val images are named '{dup}'; image_id = position of "
+                           "the path in sorted order instead")
+        return {f: i for i, f in enumerate(sorted(stems))}
+    numeric = all(s.isdigit() for s in stems.values())
+    return {f: (int(s) if numeric else s) for f, s in stems.items()}
 
 
 def _xyxy_to_coco(xyxy: np.ndarray) -> np.ndarray:

@@ -8,8 +8,7 @@ import numpy as np
 import torch
 
 from ultralytics.utils import LOGGER, UserError
-from ultralytics.utils.matching import match_by_score
-from ultralytics.utils.ops import box_iou
+from ultralytics.utils.matching import coco_box_iou, match_by_score
 
 
 class ConfusionMatrix:
@@ -18,8 +17,8 @@ class ConfusionMatrix:
     The last row/column is background: column nc counts predictions matching no ground truth (false
     positives), row nc counts ground truths matched by no prediction (missed). Predictions with
     conf <= `conf` are ignored; predictions in descending score each take the free ground truth of highest
-    IoU > `iou_thres` (class-agnostic, one-to-one, the order COCOeval matches in), and the pair is counted at
-    (predicted class, true class).
+    IoU > `iou_thres` (class-agnostic, one-to-one, the order COCOeval matches in; IoU in float64 as for mAP),
+    and the pair is counted at (predicted class, true class).
     """
 
     def __init__(self, nc: int, conf: float = 0.25, iou_thres: float = 0.45) -> None:
@@ -50,7 +49,7 @@ class ConfusionMatrix:
             np.add.at(self.matrix, (self.nc, gt_cls), 1)
             return
         gt = torch.as_tensor(gt_bboxes).detach().cpu().double().reshape(-1, 4)
-        iou = box_iou(gt, det[:, :4]).double().numpy()  # (M, N)
+        iou = coco_box_iou(gt, det[:, :4])  # (M, N) float64, as the mAP matching computes it
         match = match_by_score(iou, (iou > self.iou_thres)[..., None], det[:, 4].numpy())[:, 0]  # (N,) gt or -1
         dj = np.nonzero(match >= 0)[0]
         gi = match[dj]

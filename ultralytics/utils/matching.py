@@ -6,6 +6,11 @@ taken at t, the one of highest IoU >= t (on equal IoU the later ground truth, as
 Ground truths outside the area range being scored are "ignored": a detection prefers a non-ignored ground
 truth and falls back on an ignored one; a detection matched to an ignored ground truth is ignored (neither
 TP nor FP), and so is an unmatched detection whose own box area is outside the range.
+
+The numbers are COCOeval's to the last bit: IoU in float64 without eps (`coco_box_iou`), thresholds
+`np.linspace(.5, .95, 10)` in float64 (`IOU_THRESHOLDS`; note that its 0.9 is 0.8999999999999999), each capped
+at 1 - 1e-10, and a pair taken when IoU >= threshold. Float32 IoU with an eps, or float32 thresholds, decide an
+IoU that lies exactly on a threshold differently in about a fifth of such cases (tests/test_scoring_edges.py).
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ("AREA_RANGES", "match_by_score", "match_predictions", "match_by_area", "box_area")
+__all__ = ("AREA_RANGES", "IOU_THRESHOLDS", "coco_box_iou", "match_by_score", "match_predictions", "match_by_area",
+           "box_area")
 
 # COCO's area ranges in original-image pixels^2 (both ends inclusive, as COCOeval tests them)
 AREA_RANGES = {"all": (0.0, 1e10), "small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCOeval's iouThrs, float64 values exactly as it makes them
 
 
 def _np(x) -> np.ndarray:
@@ -28,6 +35,29 @@ def box_area(xyxy) -> np.ndarray:
     """Areas of xyxy boxes (n, 4) -> (n,) float64 (0 for degenerate boxes)."""
     b = _np(xyxy).astype(np.float64).reshape(-1, 4)
     return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+
+
+def coco_box_iou(gt_xyxy, det_xyxy) -> np.ndarray:
+    """IoU as pycocotools computes it for boxes: (M, 4) and (N, 4) xyxy -> (M, N) float64.
+
+    COCO holds boxes as x, y, w, h; its intersection is min(x + w) - max(x) (likewise in y), the IoU is 0 when
+    either side of the intersection is <= 0 (so a zero-area box matches nothing), else i / (area_d + area_g - i)
+    with area = w * h, all in float64 and without an eps. Boxes are converted to x, y, w, h first (w = x2 - x1)
+    so that the arithmetic is the same as on the x, y, w, h that a COCO JSON holds.
+    """
+    g, d = _np(gt_xyxy).astype(np.float64).reshape(-1, 4), _np(det_xyxy).astype(np.float64).reshape(-1, 4)
+    gw, gh, dw, dh = g[:, 2] - g[:, 0], g[:, 3] - g[:, 1], d[:, 2] - d[:, 0], d[:, 3] - d[:, 1]
+    iw = np.minimum((d[:, 0] + dw)[None], (g[:, 0] + gw)[:, None]) - np.maximum(d[None, :, 0], g[:, None, 0])
+    ih = np.minimum((d[:, 1] + dh)[None], (g[:, 1] + gh)[:, None]) - np.maximum(d[None, :, 1], g[:, None, 1])
+    pos = (iw > 0) & (ih > 0)
+    inter = np.where(pos, iw * ih, 0.0)
+    union = (dw * dh)[None] + (gw * gh)[:, None] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=pos)
+
+
+def _thresholds(iouv) -> np.ndarray:
+    """IoU thresholds (T,) as float64, each capped at 1 - 1e-10 as COCOeval does."""
+    return np.minimum(_np(iouv).astype(np.float64).reshape(-1), 1 - 1e-10)
 
 
 def match_by_score(iou: np.ndarray, valid: np.ndarray, conf: np.ndarray, gt_ignore: np.ndarray | None = None):
@@ -61,11 +91,12 @@ def match_by_score(iou: np.ndarray, valid: np.ndarray, conf: np.ndarray, gt_igno
 def match_predictions(pred_classes, true_classes, iou, iouv, conf):
     """COCO true positives of each detection at each IoU threshold (no area range: nothing ignored).
 
-    pred_classes: (N,) class ids; true_classes: (M,); iou: (M, N); iouv: (T,) thresholds; conf: (N,) scores.
+    pred_classes: (N,) class ids; true_classes: (M,); iou: (M, N) (coco_box_iou for COCO's values); iouv: (T,)
+    thresholds (IOU_THRESHOLDS for COCO's); conf: (N,) scores.
     Returns (N, T) bool: a torch tensor on pred_classes' device if pred_classes is a tensor, else an ndarray.
     """
     device = pred_classes.device if isinstance(pred_classes, torch.Tensor) else None
-    pc, tc, thr = _np(pred_classes).reshape(-1), _np(true_classes).reshape(-1), _np(iouv).astype(np.float64).reshape(-1)
+    pc, tc, thr = _np(pred_classes).reshape(-1), _np(true_classes).reshape(-1), _thresholds(iouv)
     iou_np = _np(iou).astype(np.float64).reshape(len(tc), len(pc))
     valid = (tc[:, None] == pc[None, :])[..., None] & (iou_np[..., None] >= thr)
     correct = match_by_score(iou_np, valid, _np(conf).reshape(-1)) >= 0
@@ -75,16 +106,14 @@ def match_predictions(pred_classes, true_classes, iou, iouv, conf):
 def match_by_area(det_boxes, det_conf, det_cls, gt_boxes, gt_cls, iouv, ranges=AREA_RANGES) -> dict:
     """COCO matching of one image for each area range (boxes in original-image pixels, xyxy).
 
-    det_boxes (N, 4), det_conf (N,), det_cls (N,); gt_boxes (M, 4), gt_cls (M,); iouv (T,).
+    det_boxes (N, 4), det_conf (N,), det_cls (N,); gt_boxes (M, 4), gt_cls (M,); iouv (T,) (IOU_THRESHOLDS).
     Returns {range name: (tp (N, T) bool, ignored (N, T) bool, gt_in_range (M,) bool)}.
     """
-    from ultralytics.utils.ops import box_iou
-
     db, gb = _np(det_boxes).astype(np.float64).reshape(-1, 4), _np(gt_boxes).astype(np.float64).reshape(-1, 4)
     dc, gc = _np(det_cls).reshape(-1), _np(gt_cls).reshape(-1)
-    thr = _np(iouv).astype(np.float64).reshape(-1)
+    thr = _thresholds(iouv)
     n, m = len(db), len(gb)
-    iou = box_iou(torch.from_numpy(gb), torch.from_numpy(db)).double().numpy() if n and m else np.zeros((m, n))
+    iou = coco_box_iou(gb, db)
     valid = (gc[:, None] == dc[None, :])[..., None] & (iou[..., None] >= thr)  # (M, N, T)
     det_area, gt_area = box_area(db), box_area(gb)
     out = {}

@@ -3,7 +3,9 @@
 Conventions (COCO, pycocotools ``COCOeval``):
 - AP is the mean over 101 recall thresholds 0, 0.01, ..., 1 of the precision envelope sampled as a
   step function (the highest precision reached at any recall >= the threshold), per IoU threshold
-  0.50:0.05:0.95. mAP50-95 is the mean over the 10 thresholds and the evaluated classes.
+  0.50:0.05:0.95. mAP50-95 is the mean over the 10 thresholds and the evaluated classes, taken as COCOeval
+  takes it (one mean over all the sampled precisions, in its (threshold, recall, class) order), so that it
+  equals COCOeval's to the last bit and not only to rounding (`coco_mean`).
 - The evaluated classes are the classes that have ground truth. Predictions of a class with no ground
   truth are ignored (COCO ignores categories without ground truth); with no ground truth at all no
   class is evaluated and every mean is 0.
@@ -21,8 +23,8 @@ import numpy as np
 from ultralytics.utils.confusion_matrix import ConfusionMatrix
 from ultralytics.utils.matching import _np, match_predictions
 
-__all__ = ("match_predictions", "compute_ap", "ap_per_class", "smooth", "Metric", "DetMetrics", "ConfusionMatrix",
-           "SIZE_RANGES")
+__all__ = ("match_predictions", "compute_ap", "ap_per_class", "coco_mean", "smooth", "Metric", "DetMetrics",
+           "ConfusionMatrix", "SIZE_RANGES")
 
 SIZE_RANGES = ("small", "medium", "large")
 
@@ -40,11 +42,23 @@ def compute_ap(recall, precision) -> tuple[float, np.ndarray, np.ndarray]:
     (COCO's value), but 0.75 with linear interpolation to the (1, 0) sentinel.
     Returns (ap, mpre, mrec): mpre, mrec (n + 2,) are the envelope and recall with sentinels.
     """
+    q, mpre, mrec = _precision_at_recalls(recall, precision)
+    return float(q.mean()), mpre, mrec
+
+
+def _precision_at_recalls(recall, precision) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """compute_ap's sampled envelope q (101,) (COCOeval's precision at each recall threshold), mpre, mrec."""
     mrec = np.concatenate(([0.0], np.asarray(recall, dtype=np.float64), [1.0]))
     mpre = np.concatenate(([0.0], np.asarray(precision, dtype=np.float64), [0.0]))
     mpre = np.flip(np.maximum.accumulate(np.flip(mpre)))
-    q = mpre[np.searchsorted(mrec, RECALL_THRESHOLDS, side="left")]
-    return float(q.mean()), mpre, mrec
+    return mpre[np.searchsorted(mrec, RECALL_THRESHOLDS, side="left")], mpre, mrec
+
+
+def coco_mean(q) -> float:
+    """Mean of sampled precisions q (c, T, 101) as COCOeval's summary takes it: one mean over the values laid
+    out in its (threshold, recall, class) order (the float sum depends on the order); 0 when q is empty."""
+    q = np.asarray(q, dtype=np.float64)
+    return float(np.ascontiguousarray(np.moveaxis(q, 0, -1)).reshape(-1).mean()) if q.size else 0.0
 
 
 def smooth(y: np.ndarray, f: float = 0.05) -> np.ndarray:
@@ -75,8 +89,9 @@ def ap_per_class(tp, conf, pred_cls, target_cls, ignore=None, eps: float = 1e-16
     Curves are sampled on a 1000-point grid x in [0, 1]: p/r/f1 curves against confidence threshold
     (precision with no prediction kept counts as 0), prec_values against recall (IoU 0.5 envelope).
     Returns (tp (c,), fp (c,), p (c,), r (c,), f1 (c,), ap (c, T), unique_classes (c,) int,
-             p_curve (c, 1000), r_curve (c, 1000), f1_curve (c, 1000), x (1000,), prec_values (c, 1000)),
-    tp/fp being the counts at the chosen confidence (IoU 0.5).
+             p_curve (c, 1000), r_curve (c, 1000), f1_curve (c, 1000), x (1000,), prec_values (c, 1000),
+             q (c, T, 101)), tp/fp being the counts at the chosen confidence (IoU 0.5) and q the precision at
+    each recall threshold (COCOeval's `precision` array; ap = q.mean(-1)).
     """
     tp, conf = _np(tp).astype(bool), _np(conf).astype(np.float64).reshape(-1)
     tp = tp[:, None] if tp.ndim == 1 else tp  # (n, T)
@@ -88,7 +103,7 @@ def ap_per_class(tp, conf, pred_cls, target_cls, ignore=None, eps: float = 1e-16
     unique_classes, nt = np.unique(target_cls, return_counts=True)
     nc, n_iou = unique_classes.shape[0], tp.shape[1]
     x = np.linspace(0, 1, 1000)
-    ap = np.zeros((nc, n_iou))
+    q = np.zeros((nc, n_iou, len(RECALL_THRESHOLDS)))
     p_curve, r_curve, prec_values = np.zeros((nc, 1000)), np.zeros((nc, 1000)), np.zeros((nc, 1000))
     tp_curve, fp_curve = np.zeros((nc, 1000)), np.zeros((nc, 1000))  # counts kept at each threshold (IoU 0.5)
     for ci, c in enumerate(unique_classes):
@@ -104,15 +119,15 @@ def ap_per_class(tp, conf, pred_cls, target_cls, ignore=None, eps: float = 1e-16
         tp_curve[ci] = _at_thresholds(conf[i], tpc[:, 0], x, 0.0)
         fp_curve[ci] = _at_thresholds(conf[i], fpc[:, 0], x, 0.0)
         for j in range(n_iou):
-            ap[ci, j], mpre, mrec = compute_ap(recall[:, j], precision[:, j])
+            q[ci, j], mpre, mrec = _precision_at_recalls(recall[:, j], precision[:, j])
             if j == 0:  # precision envelope against recall, for the PR plot
                 prec_values[ci] = mpre[np.minimum(np.searchsorted(mrec, x, side="left"), len(mrec) - 1)]
 
     f1_curve = 2 * p_curve * r_curve / (p_curve + r_curve + eps)
     i = int(smooth(f1_curve.mean(0), 0.1).argmax()) if nc else 0
     p, r, f1 = p_curve[:, i], r_curve[:, i], f1_curve[:, i]
-    return (tp_curve[:, i], fp_curve[:, i], p, r, f1, ap, unique_classes.astype(int), p_curve, r_curve, f1_curve, x,
-            prec_values)
+    return (tp_curve[:, i], fp_curve[:, i], p, r, f1, q.mean(-1), unique_classes.astype(int), p_curve, r_curve,
+            f1_curve, x, prec_values, q)
 
 
 class Metric:
@@ -122,6 +137,7 @@ class Metric:
         """Start empty: no evaluated class, every mean 0."""
         self.p, self.r, self.f1 = np.zeros(0), np.zeros(0), np.zeros(0)
         self.all_ap = np.zeros((0, 10))  # (c, 10) AP per evaluated class and IoU threshold
+        self.all_q = np.zeros((0, 10, 101))  # (c, 10, 101) precision at each recall threshold (COCOeval's)
         self.ap_class_index = np.zeros(0, dtype=int)  # (c,) class id of each evaluated class
         self.nc = 0  # number of classes of the dataset (length of `maps`)
         self.p_curve = self.r_curve = self.f1_curve = self.prec_values = np.zeros((0, 1000))
@@ -153,7 +169,7 @@ class Metric:
     @property
     def ap(self) -> np.ndarray:
         """AP averaged over IoU 0.50:0.95 per evaluated class: (c,)."""
-        return self.all_ap.mean(1) if len(self.all_ap) else np.zeros(0)
+        return np.array([coco_mean(q[None]) for q in self.all_q])
 
     @property
     def mp(self) -> float:
@@ -168,17 +184,17 @@ class Metric:
     @property
     def map50(self) -> float:
         """mAP at IoU 0.5."""
-        return float(self.all_ap[:, 0].mean()) if len(self.all_ap) else 0.0
+        return coco_mean(self.all_q[:, :1])
 
     @property
     def map75(self) -> float:
         """mAP at IoU 0.75."""
-        return float(self.all_ap[:, 5].mean()) if len(self.all_ap) else 0.0
+        return coco_mean(self.all_q[:, 5:6])
 
     @property
     def map(self) -> float:
         """mAP averaged over IoU 0.50:0.95."""
-        return float(self.all_ap.mean()) if len(self.all_ap) else 0.0
+        return coco_mean(self.all_q)
 
     def mean_results(self) -> list[float]:
         """[mP, mR, mAP50, mAP50-95]."""
@@ -201,9 +217,9 @@ class Metric:
         return 0.1 * self.map50 + 0.9 * self.map
 
     def update(self, results: tuple) -> None:
-        """Store ap_per_class(...)[2:]: (p, r, f1, all_ap, ap_class_index, p/r/f1 curves, px, prec_values)."""
+        """Store ap_per_class(...)[2:]: (p, r, f1, all_ap, ap_class_index, p/r/f1 curves, px, prec_values, q)."""
         (self.p, self.r, self.f1, self.all_ap, self.ap_class_index, self.p_curve, self.r_curve, self.f1_curve,
-         self.px, self.prec_values) = results
+         self.px, self.prec_values, self.all_q) = results
 
     @property
     def curves_results(self) -> list[list]:
@@ -236,7 +252,7 @@ class DetMetrics:
         for r, (tp_r, ig_r, tc_r) in (sizes or {}).items():
             tc_r = _np(tc_r).reshape(-1)
             self.box.size_nt[r] = len(tc_r)
-            self.box.size_ap[r] = float(ap_per_class(tp_r, conf, pred_cls, tc_r, ignore=ig_r)[5].mean()) if len(tc_r) \
+            self.box.size_ap[r] = coco_mean(ap_per_class(tp_r, conf, pred_cls, tc_r, ignore=ig_r)[12]) if len(tc_r) \
                 else -1.0
         return self.results_dict
 

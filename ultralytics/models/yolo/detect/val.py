@@ -6,7 +6,9 @@ True decodes the one-to-many head and keeps the max_det best boxes after class-a
 (default 0.001) are dropped, at most `max_det` are kept per image. Detections and labels are both mapped back
 to original image pixels before matching (ops.scale_boxes), so the numbers do not depend on the letterbox
 size of a batch. Matching and AP are COCOeval's (ultralytics.utils.matching), also per area range when
-validating standalone (`metrics.box.map_small`, `map_medium`, `map_large`).
+validating standalone (`metrics.box.map_small`, `map_medium`, `map_large`): float64 IoU and thresholds, and
+the images' results taken in COCO image-id order (ultralytics.utils.match_stats), so that equal scores in
+different images rank as in COCOeval and no metric depends on the loader's order, batch size or rect sorting.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import torch
 from tqdm import tqdm
 
 from ultralytics.utils import LOGGER, UserError, colorstr
-from ultralytics.utils.matching import AREA_RANGES, match_by_area
+from ultralytics.utils.match_stats import MatchStats
+from ultralytics.utils.matching import AREA_RANGES, IOU_THRESHOLDS
 from ultralytics.utils.metrics import SIZE_RANGES, ConfusionMatrix, DetMetrics
 from ultralytics.utils.ops import scale_boxes, xywh2xyxy
 
@@ -39,7 +42,7 @@ class DetectionValidator:
         self.args = args if args is not None else get_cfg(overrides={"mode": "val", **(overrides or {})})
         self.dataloader = dataloader
         self.save_dir = Path(save_dir) if save_dir is not None else None
-        self.iouv = torch.linspace(0.5, 0.95, 10)
+        self.iouv = IOU_THRESHOLDS  # (10,) float64, COCOeval's values
         self.training = False
         self.loss = None
         self.data = None
@@ -200,8 +203,7 @@ class DetectionValidator:
         conf = 0.25 if self.args.conf is None else max(self.args.conf, 0.25)
         self.confusion = ConfusionMatrix(self.nc, conf=conf)
         self.ranges = AREA_RANGES if not self.training else {"all": AREA_RANGES["all"]}  # sizes: standalone only
-        self.stats = {"tp": [], "conf": [], "pred_cls": [], "target_cls": []}
-        self.stats.update({f"{k}_{r}": [] for r in self.ranges if r != "all" for k in ("tp", "ig", "target_cls")})
+        self.stats = MatchStats(self.ranges, self.iouv)
         self.images_per_class = np.zeros(self.nc, dtype=np.int64)
         self.seen = 0
         self.jdict: list[dict] = []
@@ -242,17 +244,7 @@ class DetectionValidator:
             gt = scale_boxes((h, w), xywh2xyxy(batch["bboxes"][keep].float()) * scale, ori, ratio_pad).cpu()
             det = pred.cpu().clone()
             det[:, :4] = scale_boxes((h, w), det[:, :4], ori, ratio_pad)
-            matched = match_by_area(det[:, :4], det[:, 4], det[:, 5], gt, cls, self.iouv, self.ranges)
-            for r, (tp_r, ig_r, gt_in) in matched.items():
-                if r == "all":
-                    self.stats["tp"].append(torch.from_numpy(tp_r))
-                else:
-                    self.stats[f"tp_{r}"].append(torch.from_numpy(tp_r))
-                    self.stats[f"ig_{r}"].append(torch.from_numpy(ig_r))
-                    self.stats[f"target_cls_{r}"].append(cls[torch.from_numpy(gt_in)])
-            self.stats["conf"].append(det[:, 4])
-            self.stats["pred_cls"].append(det[:, 5])
-            self.stats["target_cls"].append(cls)
+            self.stats.add(batch["im_file"][si], det[:, :4], det[:, 4], det[:, 5], gt, cls)
             if len(cls):
                 self.images_per_class += np.bincount(np.unique(cls.numpy().astype(int)), minlength=self.nc)[: self.nc]
             if not self.training:
@@ -265,14 +257,14 @@ class DetectionValidator:
 
     def finalize(self) -> None:
         """Compute the metrics, print the table, write the plots and (save_json) the COCO files."""
-        stats = {k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in self.stats.items()}
-        t = len(self.iouv)
+        from ultralytics.engine.coco_eval import coco_image_ids
+
+        stats = self.stats.arrays(coco_image_ids(self.stats.images, warn=False))  # COCOeval's image order
         self.nt_per_class = np.bincount(stats["target_cls"].astype(int), minlength=self.nc)
-        sizes = {r: (stats[f"tp_{r}"].reshape(-1, t), stats[f"ig_{r}"].reshape(-1, t), stats[f"target_cls_{r}"])
-                 for r in SIZE_RANGES if r in self.ranges}
+        sizes = {r: (stats[f"tp_{r}"], stats[f"ig_{r}"], stats[f"target_cls_{r}"]) for r in SIZE_RANGES
+                 if r in self.ranges}
         if len(stats["target_cls"]):
-            self.metrics.process(stats["tp"].reshape(-1, t), stats["conf"], stats["pred_cls"], stats["target_cls"],
-                                 sizes=sizes)
+            self.metrics.process(stats["tp"], stats["conf"], stats["pred_cls"], stats["target_cls"], sizes=sizes)
         self.print_results()
         if self.training or self.save_dir is None:
             return
@@ -296,6 +288,7 @@ class DetectionValidator:
             LOGGER.warning("WARNING ⚠️ save_json: the loader's dataset has no YOLO labels; ground truth not written")
             return
         gt = coco_ground_truth(labels, self.data["names"], self.image_ids)
+        self.jdict.sort(key=lambda d: d["image_id"])  # stable: the file does not depend on the loader's order
         write_json(self.jdict, self.save_dir / "predictions.json")
         write_json(gt, self.save_dir / "ground_truth.json")
         LOGGER.info(f"Saving {self.save_dir / 'predictions.json'} ({len(self.jdict)} detections) and "
