@@ -187,8 +187,9 @@ class TaskAlignedAssigner(nn.Module):
         """
         n_claims = mask_pos.sum(1)  # (B, A)
         fg_mask = n_claims > 0
-        claimer = mask_pos.byte().argmax(1)  # the only claimer where there is one
-        best = torch.where(n_claims > 1, overlaps.argmax(1), claimer)  # several: best IoU over all candidates
+        # max(1).indices is the first maximum, as argmax, and several times faster than argmax on the CPU
+        claimer = mask_pos.byte().max(1).indices  # the only claimer where there is one
+        best = torch.where(n_claims > 1, overlaps.max(1).indices, claimer)  # several: best IoU over all candidates
         return best.masked_fill_(~fg_mask, 0), fg_mask
 
     @staticmethod
