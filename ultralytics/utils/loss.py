@@ -275,7 +275,7 @@ class v10DetectLoss:
       branch's.
     'classic' equals Ultralytics 8.4's E2EDetectLoss, 'scheduled' its E2ELoss: in both, all assigners widen
     gt sides shorter than the middle stride (16 px) for the candidate test, and give an anchor claimed by
-    several gts to the candidate gt of highest IoU (tests/test_loss.py checks recorded 8.4 values).
+    several gts to the candidate gt of highest IoU (tests/test_loss_parity.py checks recorded 8.4 values).
     Both use TAL alpha 0.5, beta 6.0 and the same gains, so results.csv keeps Ultralytics' three loss
     columns. The per-branch (unweighted) items of the last call are kept in `last_items_per_branch` (2, 3):
     row 0 one-to-many, row 1 one-to-one.
