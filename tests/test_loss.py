@@ -118,6 +118,27 @@ def test_assigner_hand_case_topk3_conflict_goes_to_higher_iou():
     assert scores[0, :, 1].tolist()[:4] == [0.0, 0.0, 0.0, 0.0]
 
 
+def test_shared_anchor_goes_to_best_candidate_even_if_it_did_not_pick_it():
+    """Three gts, three anchors on a row, top-1: gt0 and gt1 both pick a1; gt2 picks a0 but holds a1 too."""
+    anc = torch.tensor([[5.0, 5.0], [15.0, 5.0], [25.0, 5.0]])
+    gt_bboxes = torch.tensor([[[0.0, 0, 20, 10], [10.0, 0, 30, 10], [0.0, 0, 30, 10]]])
+    gt_labels = torch.tensor([[[0.0], [0.0], [1.0]]])
+    pd_bboxes = torch.tensor([[[0.0, 0, 30, 10], [2.0, 0, 28, 10], [22.0, 0, 28, 10]]])
+    pd_scores = torch.tensor([[[0.01, 0.9], [0.9, 0.01], [0.5, 0.5]]])
+    # CIoU of a1's box: 0.6145 with gt0 and gt1 (the two that picked it), 0.8667 with gt2 (which picked a0,
+    # metric 0.9**0.5 * 1**6 = 0.949 > a1's 0.01**0.5 * 0.8667**6 = 0.042)
+    assert [round(ciou([2.0, 0, 28, 10], box), 4) for box in gt_bboxes[0].tolist()] == [0.6145, 0.6145, 0.8667]
+    labels, boxes, scores, fg, gt_idx = TaskAlignedAssigner(topk=1, num_classes=2)(
+        pd_scores, pd_bboxes, anc, gt_labels, gt_bboxes, torch.ones(1, 3, 1).bool()
+    )
+    assert fg[0].tolist() == [True, True, False]
+    assert gt_idx[0].tolist() == [2, 2, 0]  # a1 goes to gt2, not to gt0 or gt1 (the claimers-only rule)
+    assert labels[0].tolist() == [1, 1, 2] and boxes[0, 1].tolist() == [0.0, 0.0, 30.0, 10.0]
+    # gt2 holds a0 (metric 0.949, CIoU 1) and a1: a1's target is metric(a1) / metric(a0) * 1
+    expected = 0.01**0.5 * ciou([2.0, 0, 28, 10], [0.0, 0, 30, 10]) ** 6 / 0.9**0.5
+    assert scores[0].flatten().tolist() == pytest.approx([0.0, 1.0, 0.0, expected, 0.0, 0.0], abs=1e-5)
+
+
 def test_assigner_no_gt_and_all_padding():
     pd_scores, pd_bboxes, anc, *_ = hand_case()
     empty = (torch.zeros(1, 0, 1), torch.zeros(1, 0, 4), torch.zeros(1, 0, 1, dtype=torch.bool))
@@ -159,9 +180,11 @@ def reference_assign(pd_scores, pd_bboxes, anc, gt_labels, gt_bboxes, mask_gt, t
     idx = torch.zeros(bs, na, dtype=torch.long)
     for b in range(bs):
         for a in range(na):
-            if claims[b][a]:
+            if len(claims[b][a]) == 1:
+                fg[b, a], idx[b, a] = True, claims[b][a][0]
+            elif claims[b][a]:  # several claimers: the highest IoU over ALL gts (0 for non-candidates), first of ties
                 fg[b, a] = True
-                idx[b, a] = max(claims[b][a], key=lambda m: float(ov[b, m, a]))
+                idx[b, a] = max(range(nm), key=lambda m: float(ov[b, m, a]))
     if topk2 is not None:  # each gt keeps its topk2 best anchors among those it won
         for b in range(bs):
             for m in range(nm):
@@ -297,8 +320,10 @@ def test_v10_total_is_sum_of_branches():
     }
     loss = v10DetectLoss(head(3), HYP)
     total, items = loss(preds, batch)
-    t_m, i_m = v8DetectionLoss(head(3), HYP, tal_topk=10)(preds["one2many"], batch)
-    t_o, i_o = v8DetectionLoss(head(3), HYP, tal_topk=1)(preds["one2one"], batch)
+    m, o = v8DetectionLoss(head(3), HYP, tal_topk=10), v8DetectionLoss(head(3), HYP, tal_topk=1)
+    m.assigner.min_side = o.assigner.min_side = 16.0  # classic widens tiny gts too (as 8.4's E2EDetectLoss)
+    t_m, i_m = m(preds["one2many"], batch)
+    t_o, i_o = o(preds["one2one"], batch)
     assert torch.allclose(total, t_m + t_o) and torch.allclose(items, i_m + i_o)
     assert torch.allclose(loss.last_items_per_branch, torch.stack((i_m, i_o)))
     assert float(total) == pytest.approx(float(items.sum()) * 2, rel=1e-6)
@@ -492,10 +517,11 @@ def test_scheduled_total_weights_branches_and_logs_one2one():
     fresh = v10DetectLoss(head(3), scheduled_hyp(11))
     fresh.set_epoch(5)
     assert loss.o2m == fresh.o2m
-    # the 8.4 assigners differ from the classic ones on these boxes (the tiny gt gets candidates)
+    # classic shares the one-to-many branch (top-10, tiny gt widened) and differs in the one-to-one (top-1)
     classic = v10DetectLoss(head(3), HYP)
     classic(preds, batch)
-    assert not torch.allclose(classic.last_items_per_branch, loss.last_items_per_branch)
+    assert torch.equal(classic.last_items_per_branch[0], loss.last_items_per_branch[0])
+    assert not torch.allclose(classic.last_items_per_branch[1], loss.last_items_per_branch[1])
     classic.set_epoch(7)  # classic ignores the epoch
     assert classic.weights == (1.0, 1.0) and torch.allclose(classic(preds, batch)[0], classic(preds, batch)[0])
 

@@ -267,12 +267,15 @@ class v10DetectLoss:
     """YOLOv10 consistent dual assignment: a one-to-many and a one-to-one branch loss, in one of two recipes.
 
     The recipe is the setting `v10_loss` (cfg/default.yaml):
-    - 'classic' (YOLOv10 paper, Ultralytics 8.1-8.3): total = L_o2m + L_o2o; o2m top-10, o2o top-1. The
-      returned items are the SUM of both branches' [box, cls, dfl].
+    - 'classic' (the YOLOv10 paper's weighting, Ultralytics 8.1-8.3): total = L_o2m + L_o2o; o2m top-10,
+      o2o top-1. The returned items are the SUM of both branches' [box, cls, dfl].
     - 'scheduled' (Ultralytics 8.4): total = w * L_o2m + (1 - w) * L_o2o with w = `o2m_weight(epoch, epochs)`
       (0.8 -> 0.1, set by `set_epoch`); the o2m assigner is top-10, the o2o one takes the top-7 per gt,
-      resolves shared anchors by IoU, then keeps the top-1 per gt; both widen gt sides shorter than the
-      middle stride (16 px) for the candidate test. The returned items are the one-to-one branch's.
+      resolves shared anchors by IoU, then keeps the top-1 per gt. The returned items are the one-to-one
+      branch's.
+    'classic' equals Ultralytics 8.4's E2EDetectLoss, 'scheduled' its E2ELoss: in both, all assigners widen
+    gt sides shorter than the middle stride (16 px) for the candidate test, and give an anchor claimed by
+    several gts to the candidate gt of highest IoU (tests/test_loss_parity.py checks recorded 8.4 values).
     Both use TAL alpha 0.5, beta 6.0 and the same gains, so results.csv keeps Ultralytics' three loss
     columns. The per-branch (unweighted) items of the last call are kept in `last_items_per_branch` (2, 3):
     row 0 one-to-many, row 1 one-to-one.
@@ -282,19 +285,18 @@ class v10DetectLoss:
         """head_info: Detect head (`.nc`, `.reg_max`, `.stride`); hyp: config with `.box`, `.cls`, `.dfl`,
         `.v10_loss` and (for 'scheduled') `.epochs`."""
         self.recipe = _recipe(hyp)
+        self.one2many = v8DetectionLoss(head_info, hyp, tal_topk=10)
         if self.recipe == "classic":
-            self.one2many = v8DetectionLoss(head_info, hyp, tal_topk=10)
             self.one2one = v8DetectionLoss(head_info, hyp, tal_topk=1)
             self.epochs = None
         else:
             self.epochs = int(_hyp_value(hyp, "epochs"))
-            self.one2many = v8DetectionLoss(head_info, hyp, tal_topk=10)
             self.one2one = v8DetectionLoss(head_info, hyp, tal_topk=7)
-            strides = self.one2many.stride
-            min_side = float(strides[len(strides) // 2])  # the middle stride: 16 for P3-P5
-            for branch in (self.one2many, self.one2one):
-                branch.assigner.min_side = min_side
             self.one2one.assigner.topk2 = 1
+        strides = self.one2many.stride
+        min_side = float(strides[len(strides) // 2])  # the middle stride: 16 for P3-P5, in both recipes (8.4)
+        for branch in (self.one2many, self.one2one):
+            branch.assigner.min_side = min_side
         self.epoch = 0
         self.o2m = 1.0 if self.recipe == "classic" else o2m_weight(0, self.epochs)
         self.last_items_per_branch: torch.Tensor | None = None

@@ -50,16 +50,18 @@ def bbox2dist(anchor_points: torch.Tensor, bbox: torch.Tensor, reg_max: float) -
 class TaskAlignedAssigner(nn.Module):
     """Assign gts to anchors by the alignment metric score**alpha * CIoU**beta (top-k per gt, centre inside gt).
 
-    Differences to the plain description worth knowing:
-    - An anchor picked by several gts keeps, among those gts, the one whose box has the highest CIoU with
-      the anchor's predicted box (Ultralytics takes the argmax over all gts, even ones that did not pick it).
+    Rules worth knowing (as Ultralytics 8.4 and every version since v8):
+    - An anchor picked by several gts goes to the gt whose box has the highest CIoU with the anchor's
+      predicted box among ALL gts whose candidate box holds the anchor centre, not only among those that
+      picked it (the winner may be a gt that did not pick it). Ties go to the lowest gt slot (argmax).
     - Background anchors get target_labels == num_classes and target_gt_idx == 0.
 
-    Two options of the scheduled recipe (Ultralytics 8.4), both off by default (the classic behaviour):
+    Two options, both off by default here (v10DetectLoss sets them):
     - topk2: after the conflicts are resolved, each gt keeps only its topk2 best anchors by metric among
-      those it still holds (8.4's one-to-one branch: topk 7, topk2 1).
+      those it still holds (8.4's scheduled one-to-one branch: topk 7, topk2 1).
     - min_side: a gt side shorter than min_side (pixels) is widened to min_side about the box centre for the
-      "anchor centre inside the gt" test only (8.4 uses the middle stride, 16), so tiny objects get candidates.
+      "anchor centre inside the gt" test only (8.4 uses the middle stride, 16, in both of its YOLOv10
+      losses), so tiny objects get candidates.
     """
 
     def __init__(self, topk: int = 10, num_classes: int = 80, alpha: float = 0.5, beta: float = 6.0, eps: float = 1e-9,
@@ -177,12 +179,17 @@ class TaskAlignedAssigner(nn.Module):
 
     @staticmethod
     def select_highest_overlaps(mask_pos: torch.Tensor, overlaps: torch.Tensor):
-        """Resolve anchors claimed by several gts: keep the claiming gt with the highest IoU.
+        """Resolve anchors claimed by several gts: the gt of highest IoU among all candidates takes the anchor.
 
         mask_pos, overlaps (B, M, A) -> target_gt_idx (B, A) long (0 for background), fg_mask (B, A) bool.
+        overlaps is zero outside the candidate pairs, so the argmax over all M runs over the gts whose box
+        holds the anchor centre, claimers or not (Ultralytics' rule). An anchor claimed once keeps its claimer.
         """
-        fg_mask = mask_pos.any(1)
-        best = overlaps.masked_fill(~mask_pos, -1.0).max(1).indices  # claimers have IoU >= 0 > -1
+        n_claims = mask_pos.sum(1)  # (B, A)
+        fg_mask = n_claims > 0
+        # max(1).indices is the first maximum, as argmax, and several times faster than argmax on the CPU
+        claimer = mask_pos.byte().max(1).indices  # the only claimer where there is one
+        best = torch.where(n_claims > 1, overlaps.max(1).indices, claimer)  # several: best IoU over all candidates
         return best.masked_fill_(~fg_mask, 0), fg_mask
 
     @staticmethod
