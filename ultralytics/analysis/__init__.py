@@ -2,6 +2,6 @@
 
     ultralytics.analysis.erf       the effective receptive field (RepLKNet's measure) and area ratios
     ultralytics.analysis.heatmap   class-activation heatmaps (LayerCAM, Grad-CAM) of the one-to-one head
-    ultralytics.analysis.profile   the per-layer profile table (model.info(detailed=True), `yolo profile`)
+    ultralytics.analysis.profile   `yolo profile`: the per-layer table of nn/layer_profile.py for a model file
     ultralytics.analysis.rows      what they share: model loading, layer checks, running rows
 """

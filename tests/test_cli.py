@@ -1,0 +1,148 @@
+"""The `yolo` command (ultralytics/cli.py): mode dispatch, errors, exit status, and the COMMANDS table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ultralytics
+from ultralytics import cli
+from ultralytics.cli import entrypoint
+from ultralytics.utils import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _FakeYOLO:
+    """Stands in for ultralytics.YOLO: records the dispatched call."""
+
+    calls: list = []
+
+    def __init__(self, model):
+        self.model = model
+
+    def train(self, **kw):
+        self.calls.append((self.model, "train", kw))
+        return "trained"
+
+
+def test_entrypoint_parsing_and_dispatch(monkeypatch, log_messages):
+    monkeypatch.setitem(vars(ultralytics), "YOLO", _FakeYOLO)  # setattr would first import the real facade
+    _FakeYOLO.calls.clear()
+    out = entrypoint(["detect", "train", "model=yolov10n.yaml", "data=shapes.yaml", "epochs=3", "device=0"])
+    assert out == "trained"
+    assert _FakeYOLO.calls == [("yolov10n.yaml", "train",
+                                {"data": "shapes.yaml", "epochs": 3, "device": "0", "task": "detect"})]
+    with pytest.raises(UserError, match="'yolo export' is not implemented yet"):
+        entrypoint(["export", "model=yolov10n.pt", "format=onnx"])
+    with pytest.raises(UserError, match="'yolo train' needs a model"):
+        entrypoint(["train", "data=shapes.yaml"])
+    assert entrypoint(["help"]) is None and any("Usage: yolo" in m for m in log_messages)
+    assert entrypoint(["cfg"]) is None and any("lr0: 0.01" in m for m in log_messages)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["trian", "model=a.yaml"], "unknown mode or task 'trian'; did you mean 'train'"),
+    (["model=a.yaml"], "no mode given"),
+    (["train", "model=a.yaml", "epoch=3"], "'epoch' is not a valid setting; did you mean 'epochs'"),
+    (["train", "model=a.yaml", "batch=0"], "'batch' must be"),
+    (["train", "val", "model=a.yaml"], "more than one mode given: 'train' and 'val'"),
+    (["train", "model=a.yaml", "extra"], "'extra' is not key=value"),
+])
+def test_entrypoint_errors(argv, match):
+    with pytest.raises(UserError, match=match):
+        entrypoint(argv)
+
+
+def test_entrypoint_cli_exit_code(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["yolo", "trian"])
+    with pytest.raises(SystemExit) as e:
+        entrypoint()
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["benchmrk", "model=a.yaml"], "unknown mode or task 'benchmrk'; did you mean 'benchmark'"),
+    (["profile", "imgsz=64"], "'yolo profile' needs a model"),  # the command's own check
+    (["benchmark", "model=a.yaml", "imgsz=0"], "'imgsz' must be"),
+])
+def test_command_errors(argv, match):
+    with pytest.raises(UserError, match=match):
+        entrypoint(argv)
+
+
+CMD = '''"""A command for the tests."""
+CALLS = []
+
+
+def main(argv: list[str]):
+    """Say hello: record argv.
+
+    More text that help does not show.
+    """
+    CALLS.append(list(argv))
+    return {"int": 3, "list": [1]}.get(argv[0] if argv else "", None)
+'''
+
+
+@pytest.fixture
+def hello(tmp_path, monkeypatch):
+    """A command 'hello' registered in COMMANDS, whose module yolo_hello_cmd is not imported yet."""
+    (tmp_path / "yolo_hello_cmd.py").write_text(CMD, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli.COMMANDS, "hello", "yolo_hello_cmd:main")
+    yield "yolo_hello_cmd"
+    sys.modules.pop("yolo_hello_cmd", None)
+
+
+def test_command_table_is_lazy_listed_and_gets_argv(hello, log_messages, monkeypatch):
+    assert entrypoint(["help"]) is None
+    text = "\n".join(log_messages)
+    assert "  yolo hello      Say hello: record argv.\n" in text and "More text" not in text
+    assert hello not in sys.modules  # listing reads the source, it does not import the module
+    assert entrypoint(["hello", "name=x", "--flag", "int"]) is None
+    calls = sys.modules[hello].CALLS
+    assert calls == [["name=x", "--flag", "int"]]
+    assert entrypoint(["hello", "list"]) == [1]  # a script gets the result
+    monkeypatch.setattr("sys.argv", ["yolo", "hello", "int"])
+    assert entrypoint() == 3  # the real CLI: a command's int is the exit status
+    monkeypatch.setattr("sys.argv", ["yolo", "hello", "list"])
+    assert entrypoint() is None  # anything else is exit status 0
+    assert calls[1:] == [["list"], ["int"], ["list"]]
+
+
+def test_mode_word_of_a_command_runs_the_command(hello, monkeypatch):
+    monkeypatch.setattr(cli, "load_cfg_schema", lambda: _schema_with_mode("hello"))
+    entrypoint(["detect", "hello", "a=1", "b=2"])
+    entrypoint(["a=1", "mode=hello"])
+    assert sys.modules[hello].CALLS == [["a=1", "b=2"], ["a=1"]]
+
+
+def _schema_with_mode(word: str) -> dict:
+    """The real settings schema with `word` added to the mode choices."""
+    import dataclasses
+
+    from ultralytics.cfg import load_cfg_schema
+
+    schema = load_cfg_schema()
+    schema["mode"] = dataclasses.replace(schema["mode"], choices=(*schema["mode"].choices, word))
+    return schema
+
+
+def test_registered_commands_and_light_help():
+    assert cli.COMMANDS == {"benchmark": "ultralytics.analysis.benchmark:main",
+                            "profile": "ultralytics.analysis.profile:main"}
+    code = ("import sys; from ultralytics.cli import entrypoint; entrypoint(['help']); "
+            "print(sorted(m for m in ('torch', 'ultralytics.analysis.benchmark', 'ultralytics.engine.model') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "  yolo benchmark  Latency of one or more models side by side: model=a.yaml,b.pt" in out.stdout
+    assert "  yolo profile    One line per YAML row (output shape, parameters, GFLOPs, ms)" in out.stdout
+    assert out.stdout.rstrip().endswith("[]")  # help imported neither torch nor a command nor the engine
+    run = subprocess.run([sys.executable, "-m", "ultralytics", "trian"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2 and "did you mean 'train'" in run.stdout + run.stderr
