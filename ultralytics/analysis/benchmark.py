@@ -147,7 +147,7 @@ def benchmark(models, **overrides) -> list[dict]:
 
 
 def main(argv: list[str]) -> list[dict]:
-    """Latency of one or more models side by side: model=a.yaml,b.pt imgsz=640 batch=1 device=cpu."""
+    """Latency of models side by side, e.g. model=a.yaml,b.pt imgsz=640 device=cpu."""
     from ultralytics.cfg import command_settings, parse_key_value_args
 
     overrides = parse_key_value_args(argv)

@@ -23,7 +23,7 @@ def profile(model, imgsz=640, device="", runs: int = 5) -> tuple[list[dict], dic
 
 
 def main(argv: list[str]) -> tuple[list[dict], dict]:
-    """One line per YAML row (output shape, parameters, GFLOPs, ms): model=yolov10n-LSKA.yaml imgsz=640 device=cpu."""
+    """One line per YAML row (shape, params, GFLOPs, ms), e.g. model=yolov10n-LSKA.yaml imgsz=640."""
     from ultralytics.cfg import command_settings, parse_key_value_args
 
     args = command_settings(parse_key_value_args(argv), "profile")
