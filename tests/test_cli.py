@@ -124,8 +124,9 @@ def test_mode_word_of_a_command_runs_the_command(hello, monkeypatch):
 def test_registered_commands_and_light_help():
     assert cli.COMMANDS == {"benchmark": "ultralytics.analysis.benchmark:main",
                             "profile": "ultralytics.analysis.profile:main"}
-    code = ("import sys; from ultralytics.cli import entrypoint; entrypoint(['help']); "
-            "print(sorted(m for m in ('torch', 'ultralytics.analysis.benchmark', 'ultralytics.engine.model') "
+    code = ("import sys; from ultralytics import cli; "
+            "cli.COMMANDS['nested'] = 'ultralytics.data.utils:check_det_dataset'; cli.entrypoint(['help']); "
+            "print(sorted(m for m in ('torch', 'ultralytics.analysis', 'ultralytics.data', 'ultralytics.engine.model') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -133,7 +134,9 @@ def test_registered_commands_and_light_help():
     assert "  yolo benchmark  Latency of models side by side, e.g. model=a.yaml,b.pt imgsz=640 device=cpu." in lines
     assert ("  yolo profile    One line per YAML row (shape, params, GFLOPs, ms), e.g. model=yolov10n-LSKA.yaml "
             "imgsz=640.") in lines
-    assert out.stdout.rstrip().endswith("[]")  # help imported neither torch nor a command nor the engine
+    assert ("  yolo nested     Resolve a detection data YAML (file path, bare name of a shipped YAML, or an "
+            "already-loaded dict).") in lines  # read from data/utils.py without running data/__init__.py
+    assert lines[-1] == "[]"  # help imported no command, no package of one, not torch nor the engine
     run = subprocess.run([sys.executable, "-m", "ultralytics", "trian"], cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 2 and "did you mean 'train'" in run.stdout + run.stderr

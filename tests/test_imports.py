@@ -87,9 +87,31 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_package_import_graph_is_acyclic():
     graph = import_graph(REPO / "ultralytics", "ultralytics")
-    assert len(graph) > 50 and "ultralytics.cli" in graph["ultralytics.__main__"]
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+    assert len(graph) > 50 and graph["ultralytics.__main__"] == {"ultralytics.cli"}  # the parse saw the package
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module that importing `start` can import, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_layers_point_one_way():
+    """DESIGN.md: cfg holds settings only, analysis reads nn (never the reverse), computing metrics never draws."""
+    graph = import_graph(REPO / "ultralytics", "ultralytics")
+    assert reachable(graph, "ultralytics.cfg") <= {"ultralytics.utils", "ultralytics.utils.checks"}
+    assert [m for m in graph if "ultralytics.cli" in graph[m]] == ["ultralytics.__main__"]
+    below = [m for m in graph if m.split(".")[1:2] in (["nn"], ["data"], ["utils"], ["cfg"])]
+    assert below and not [(m, r) for m in below for r in reachable(graph, m) if r.startswith("ultralytics.analysis")]
+    for m in ("ultralytics.utils.metrics", "ultralytics.utils.confusion_matrix", "ultralytics.utils.matching"):
+        assert not reachable(graph, m) & {"ultralytics.utils.plot_curves", "ultralytics.utils.plotting"}, m
+    assert "ultralytics.utils.metrics" in reachable(graph, "ultralytics.utils.plot_curves")  # drawing reads metrics
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

@@ -54,11 +54,22 @@ def load_command(word: str) -> Callable[[list[str]], Any]:
     return getattr(importlib.import_module(module), func)
 
 
+def _source_file(module: str) -> Path:
+    """The .py file of a dotted module name, found without importing it or its parent packages."""
+    top, _, rest = module.partition(".")
+    origin = Path(importlib.util.find_spec(top).origin)  # a top-level lookup imports nothing
+    base = origin.parent.joinpath(*rest.split(".")) if rest else origin
+    return next((f for f in (base.with_suffix(".py"), base / "__init__.py") if f.is_file()), base)
+
+
 def command_summary(word: str) -> str:
-    """The first line of the docstring of `word`'s main, read from its source file without importing it."""
+    """The first line of the docstring of `word`'s main, read from its source file without importing it.
+
+    (Importing would run the packages' __init__ files, e.g. ultralytics/data's, which import torch.)
+    """
     module, _, func = COMMANDS[word].partition(":")
     try:
-        tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text(encoding="utf-8"))
+        tree = ast.parse(_source_file(module).read_text(encoding="utf-8"))
     except (AttributeError, ImportError, OSError, SyntaxError, TypeError, ValueError):
         return ""  # a broken entry shows up when it is run, with Python's own error
     main = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func), None)
