@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ultralytics.analysis.profile import profile_rows, row_gflops
+from ultralytics.nn.layer_profile import profile_rows, row_gflops
 from ultralytics.nn.summary import count_flops
 from ultralytics.nn.tasks import DetectionModel
 
@@ -54,7 +54,7 @@ def test_info_detailed_prints_the_table_then_the_summary(log_messages):
 
 
 def test_yolo_profile_mode(log_messages):
-    from ultralytics.cfg import entrypoint
+    from ultralytics.cli import entrypoint
 
     rows, tot = entrypoint(["profile", "model=yolov10n.yaml", "imgsz=64", "device=cpu"])
     assert len(rows) == 24 and tot["params"] == 2_775_520

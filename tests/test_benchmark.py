@@ -65,7 +65,7 @@ def test_time_model_measures_each_pass():
 def test_cli_and_errors(tmp_path, monkeypatch):
     """`yolo benchmark model=a,b`, and clear errors: half on the CPU, a fixed-shape export at another size."""
     from ultralytics import YOLO
-    from ultralytics.cfg import entrypoint
+    from ultralytics.cli import entrypoint
 
     rows = entrypoint(["benchmark", "model=yolov10n.yaml", "imgsz=64", "timed_runs=2", "warmup_runs=0",
                        "device=cpu", f"project={tmp_path}", "verbose=False"])

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import ultralytics
-from ultralytics.cfg import (IterableSimpleNamespace, cfg2dict, check_imgsz, entrypoint, get_cfg, load_cfg_schema,
-                             load_default_cfg, parse_key_value_args)
+from ultralytics.cfg import (IterableSimpleNamespace, cfg2dict, check_imgsz, get_cfg, load_cfg_schema, load_default_cfg,
+                             parse_key_value_args)
 from ultralytics.utils import DEFAULT_CFG_PATH, LOGGER, ROOT, UserError
 from ultralytics.utils.checks import check_file, check_suffix, check_version, check_yaml, print_args
 from ultralytics.utils.torch_utils import OPTIMIZERS
@@ -184,54 +183,6 @@ def test_parse_key_value_args():
         parse_key_value_args(["name=my", "run"])
     with pytest.raises(UserError, match="'=3' has no valid key"):
         parse_key_value_args(["=3"])
-
-
-class _FakeYOLO:
-    """Stands in for ultralytics.YOLO: records the dispatched call."""
-
-    calls: list = []
-
-    def __init__(self, model):
-        self.model = model
-
-    def train(self, **kw):
-        self.calls.append((self.model, "train", kw))
-        return "trained"
-
-
-def test_entrypoint_parsing_and_dispatch(monkeypatch, logs):
-    monkeypatch.setitem(vars(ultralytics), "YOLO", _FakeYOLO)  # setattr would first import the real facade
-    _FakeYOLO.calls.clear()
-    out = entrypoint(["detect", "train", "model=yolov10n.yaml", "data=shapes.yaml", "epochs=3", "device=0"])
-    assert out == "trained"
-    assert _FakeYOLO.calls == [("yolov10n.yaml", "train",
-                                {"data": "shapes.yaml", "epochs": 3, "device": "0", "task": "detect"})]
-    with pytest.raises(UserError, match="'yolo export' is not implemented yet"):
-        entrypoint(["export", "model=yolov10n.pt", "format=onnx"])
-    with pytest.raises(UserError, match="'yolo train' needs a model"):
-        entrypoint(["train", "data=shapes.yaml"])
-    assert entrypoint(["help"]) is None and any("Usage: yolo" in m for m in logs)
-    assert entrypoint(["cfg"]) is None and any("lr0: 0.01" in m for m in logs)
-
-
-@pytest.mark.parametrize("argv, match", [
-    (["trian", "model=a.yaml"], "unknown mode or task 'trian'; did you mean 'train'"),
-    (["model=a.yaml"], "no mode given"),
-    (["train", "model=a.yaml", "epoch=3"], "'epoch' is not a valid setting; did you mean 'epochs'"),
-    (["train", "model=a.yaml", "batch=0"], "'batch' must be"),
-    (["train", "val", "model=a.yaml"], "more than one mode given: 'train' and 'val'"),
-    (["train", "model=a.yaml", "extra"], "'extra' is not key=value"),
-])
-def test_entrypoint_errors(argv, match):
-    with pytest.raises(UserError, match=match):
-        entrypoint(argv)
-
-
-def test_entrypoint_cli_exit_code(monkeypatch):
-    monkeypatch.setattr("sys.argv", ["yolo", "trian"])
-    with pytest.raises(SystemExit) as e:
-        entrypoint()
-    assert e.value.code == 2
 
 
 # ----------------------------------------------------------------------------------------------- checks.py

@@ -191,7 +191,7 @@ def test_cli_export(lska, tmp_path):
     """`yolo export model=x.pt format=torchscript` writes the file beside the weights and returns its path."""
     import shutil
 
-    from ultralytics.cfg import entrypoint
+    from ultralytics.cli import entrypoint
 
     _, pt = lska
     pt = shutil.copy(pt, tmp_path / "cli.pt")

@@ -11,6 +11,7 @@ import torch
 
 from ultralytics.utils import UserError
 from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics
+from ultralytics.utils.plot_curves import save_confusion_matrix
 from ultralytics.utils.plotting import (
     colors,
     draw_detections,
@@ -69,13 +70,13 @@ def test_confusion_matrix_plot(tmp_path):
     cm = ConfusionMatrix(nc=3)
     cm.matrix[:] = np.arange(16).reshape(4, 4)
     for normalize, name in ((True, "confusion_matrix_normalized.png"), (False, "confusion_matrix.png")):
-        path = cm.plot(normalize=normalize, save_dir=tmp_path, names=NAMES)
+        path = save_confusion_matrix(cm, tmp_path, NAMES, normalize=normalize)
         assert path == tmp_path / name
         h, w = read(path).shape[:2]
         assert 1.05 < w / h < 1.25 and h >= 1000
     big = ConfusionMatrix(nc=80)  # no numbers, no tick labels, still written
     big.matrix[np.arange(81), np.arange(81)] = 5
-    read(big.plot(save_dir=tmp_path / "big"))
+    read(save_confusion_matrix(big, tmp_path / "big"))
 
 
 def write_csv(path: Path, rows: int) -> Path:

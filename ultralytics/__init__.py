@@ -1,6 +1,7 @@
 """An Ultralytics-shaped YOLOv10 source tree with Large Separable Kernel Attention (LSKA, PSALSKA)."""
 
-__version__ = "0.1.0"
+from ultralytics.version import __version__
+
 __all__ = ["YOLO", "__version__"]
 
 

@@ -1,6 +1,8 @@
 """`python -m ultralytics train model=... data=...`: the same as the `yolo` command."""
 
-from ultralytics.cfg import entrypoint
+import sys
+
+from ultralytics.cli import entrypoint
 
 if __name__ == "__main__":
-    entrypoint()
+    sys.exit(entrypoint())

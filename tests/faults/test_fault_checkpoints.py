@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from ultralytics import YOLO
-from ultralytics.nn.weights import load_model, transfer_weights
+from ultralytics.nn.transfer import transfer_weights
+from ultralytics.nn.weights import load_model
 from ultralytics.utils import UserError
 from ultralytics.utils.checkpoint import ALLOWED_GLOBALS, RestrictedUnpickler, read_checkpoint
 

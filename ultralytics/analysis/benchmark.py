@@ -48,18 +48,11 @@ def load_for_benchmark(model) -> tuple[str, str, nn.Module]:
 
     A PyTorch model is fused on a copy (the caller's model is left as it was).
     """
-    from ultralytics.engine.model import YOLO
-    from ultralytics.nn.backend import ExportedModel, load_inference_model
+    from ultralytics.analysis.rows import open_model
+    from ultralytics.nn.backend import ExportedModel
     from ultralytics.nn.tasks import DetectionModel
 
-    if isinstance(model, YOLO):
-        model = model.model
-    if isinstance(model, (str, Path)):
-        path = Path(str(model))
-        if path.suffix.lower() in (".yaml", ".yml"):
-            model = DetectionModel(str(model), verbose=False)
-        else:
-            model = load_inference_model(path)
+    model = open_model(model)
     if isinstance(model, ExportedModel):
         return Path(str(model.metadata.get("model") or model.file.stem)).name, model.format.lower(), model
     if not isinstance(model, DetectionModel):
@@ -151,6 +144,15 @@ def benchmark(models, **overrides) -> list[dict]:
         LOGGER.info(markdown_table(rows))
         LOGGER.info(f"Results saved to {colorstr('bold', save_dir / 'benchmark.csv')}")
     return rows
+
+
+def main(argv: list[str]) -> list[dict]:
+    """Latency of models side by side, e.g. model=a.yaml,b.pt imgsz=640 device=cpu."""
+    from ultralytics.cfg import command_settings, parse_key_value_args
+
+    overrides = parse_key_value_args(argv)
+    args = command_settings(overrides, "benchmark")
+    return benchmark(args.model, **{k: v for k, v in overrides.items() if k != "model"})
 
 
 def markdown_table(rows: list[dict]) -> str:

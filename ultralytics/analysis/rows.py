@@ -16,19 +16,29 @@ import torch.nn as nn
 from ultralytics.utils import UserError
 
 
+def open_model(model):
+    """The model behind `model`: a YAML path built, a .pt/.onnx/.torchscript file loaded, a YOLO facade unwrapped.
+
+    Anything else is returned as given. (The facade is recognised by its `.model`, so that analysis never
+    imports engine/model.py, which imports analysis.)
+    """
+    from ultralytics.nn.backend import ExportedModel, load_inference_model
+    from ultralytics.nn.tasks import DetectionModel
+
+    if isinstance(model, (str, Path)):
+        if Path(str(model)).suffix.lower() in (".yaml", ".yml"):
+            return DetectionModel(str(model), verbose=False)
+        return load_inference_model(model)
+    inner = getattr(model, "model", None)
+    return inner if isinstance(inner, (DetectionModel, ExportedModel)) else model
+
+
 def load_detection_model(model, device: torch.device | None = None, freeze: bool = True):
     """A DetectionModel in eval mode (float32, on `device`) from a YAML/.pt path, a YOLO object or a model.
 
     User-registered modules work like any other row (they resolve through the registry when the YAML is read).
     """
-    from ultralytics.nn.tasks import DetectionModel
-
-    if isinstance(model, (str, Path)):
-        from ultralytics import YOLO
-
-        model = YOLO(str(model)).model
-    elif hasattr(model, "model") and isinstance(getattr(model, "model"), DetectionModel):  # a YOLO facade
-        model = model.model
+    model = open_model(model)
     if not isinstance(model, nn.Module) or not isinstance(getattr(model, "model", None), nn.Sequential):
         raise UserError(f"model must be a model YAML, a .pt checkpoint, a YOLO object or a DetectionModel, "
                         f"got {type(model).__name__}")

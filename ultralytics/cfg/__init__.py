@@ -1,4 +1,7 @@
-"""Settings: load cfg/default.yaml and its type annotations, merge and validate overrides, the `yolo` CLI."""
+"""Settings: load cfg/default.yaml and its type annotations, merge and validate overrides, parse key=value.
+
+The `yolo` command that uses them is ultralytics/cli.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import difflib
 import functools
 import math
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +21,7 @@ from ultralytics.utils import DEFAULT_CFG_PATH, LOGGER, UserError
 
 __all__ = [
     "IterableSimpleNamespace", "KeySpec", "cfg2dict", "load_default_cfg", "load_cfg_schema", "get_cfg",
-    "check_imgsz", "parse_key_value_args", "entrypoint",
+    "check_imgsz", "parse_key_value_args", "command_settings",
 ]
 
 _LINE_RE = re.compile(r"^([A-Za-z_]\w*):(.*?)#\s*\(([^()]*)\)\s*(.*)$")
@@ -354,84 +356,9 @@ def _parse_value(key: str, value: str) -> Any:
     return unquoted if isinstance(parsed, dict) else parsed
 
 
-HELP = """
-Usage: yolo [TASK] MODE key=value ...   (TASK: detect; MODE: train, val, predict, export, benchmark, profile)
-
-  yolo train model=yolov10n.yaml data=shapes.yaml epochs=3 imgsz=320
-  yolo train model=yolov10n-LSKA.yaml data=shapes.yaml batch=8 device=cpu name=lska
-  yolo val model=runs/train/exp/weights/best.pt data=shapes.yaml
-  yolo predict model=runs/train/exp/weights/best.pt source=path/to/images conf=0.25
-  yolo predict model=best.pt source=video.mp4 vid_stride=2     (annotated video to runs/detect/predict)
-  yolo export model=runs/train/exp/weights/best.pt format=onnx imgsz=640 dynamic=True
-  yolo val model=runs/train/exp/weights/best.onnx data=shapes.yaml
-  yolo benchmark model=yolov10n.yaml,yolov10n-LSKA.yaml imgsz=640 batch=1 device=cpu
-  yolo profile model=yolov10n-LSKA.yaml imgsz=640 device=cpu   (one line per YAML row: GFLOPs, params, ms)
-  yolo cfg      print every setting with its default, type and meaning
-  yolo help     print this message
-
-Settings are key=value with no spaces around '='; values are read as YAML ('True', '0.01', '[640, 480]').
-"""
-
-
-def entrypoint(argv: list[str] | None = None) -> Any:
-    """The `yolo` command line: parse argv, validate the settings, dispatch to YOLO(model).<mode>(**overrides).
-
-    With argv None (the real CLI) a UserError is printed and the process exits with status 2;
-    with an explicit argv list (tests, scripts) the UserError propagates.
-    """
-    if argv is None:
-        try:
-            return entrypoint(sys.argv[1:])
-        except UserError as e:
-            LOGGER.error(f"yolo: error: {e}")
-            raise SystemExit(2) from e
-    argv = list(argv)
-    if not argv or argv[0] in ("help", "-h", "--help"):
-        LOGGER.info(HELP)
-        return None
-    if argv[0] in ("cfg", "settings"):
-        LOGGER.info(Path(DEFAULT_CFG_PATH).read_text(encoding="utf-8"))
-        return None
-    if argv[0] in ("version", "--version"):
-        from ultralytics import __version__
-
-        LOGGER.info(__version__)
-        return None
-    schema = load_cfg_schema()
-    tasks, modes = schema["task"].choices, schema["mode"].choices
-    positional = []
-    while argv and "=" not in argv[0] and len(positional) < 2:
-        positional.append(argv.pop(0))
-    overrides = parse_key_value_args(argv)
-    for word in positional:
-        if word in modes:
-            if "mode" in overrides:
-                raise UserError(f"more than one mode given: '{overrides['mode']}' and '{word}'")
-            overrides["mode"] = word
-        elif word in tasks:
-            overrides["task"] = word
-        else:
-            close = difflib.get_close_matches(word, [*modes, *tasks], n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise UserError(f"unknown mode or task '{word}'{hint} Valid modes: {', '.join(modes)}; "
-                            f"tasks: {', '.join(tasks)}. See 'yolo help'.")
-    if "mode" not in overrides:
-        raise UserError(f"no mode given; use one of {', '.join(modes)}, e.g. 'yolo train model=yolov10n.yaml ...'")
-    args = get_cfg(overrides=overrides)  # validate everything before importing the model code
-    mode = args.mode
+def command_settings(overrides: dict, mode: str) -> IterableSimpleNamespace:
+    """The validated settings of `yolo <mode> key=value ...` (defaults <- overrides <- mode); a model is required."""
+    args = get_cfg(overrides={**overrides, "mode": mode})
     if not args.model:
         raise UserError(f"'yolo {mode}' needs a model, e.g. model=yolov10n.yaml or model=path/to/best.pt")
-    if mode == "benchmark":  # several models side by side: model=a.yaml,b.yaml
-        from ultralytics.analysis.benchmark import benchmark
-
-        return benchmark(args.model, **{k: v for k, v in overrides.items() if k not in ("mode", "model")})
-    if mode == "profile":  # the per-layer table: output shapes, parameters, GFLOPs, measured ms
-        from ultralytics.analysis.profile import profile
-
-        return profile(args.model, imgsz=args.imgsz, device=args.device)
-    from ultralytics import YOLO
-
-    if not callable(getattr(YOLO, mode, None)):
-        raise UserError(f"'yolo {mode}' is not implemented yet in this project")
-    kwargs = {k: v for k, v in overrides.items() if k not in ("mode", "model")}
-    return getattr(YOLO(args.model), mode)(**kwargs)
+    return args

@@ -237,7 +237,7 @@ def _train_data(model: nn.Module) -> str | None:
 
 def _version() -> str:
     try:
-        from ultralytics import __version__
+        from ultralytics.version import __version__
 
         return str(__version__)
     except ImportError:  # pragma: no cover

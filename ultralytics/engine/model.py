@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ultralytics.nn.tasks import DetectionModel
-from ultralytics.nn.weights import load_model, save_model, transfer_weights
+from ultralytics.nn.transfer import transfer_weights
+from ultralytics.nn.weights import load_model, save_model
 from ultralytics.utils import LOGGER, UserError
 
 

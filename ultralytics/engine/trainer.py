@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ultralytics import __version__
 from ultralytics.cfg import get_cfg
 from ultralytics.engine.results_log import ResultsLog
 from ultralytics.utils import LOGGER, RANK, UserError, colorstr
@@ -30,6 +29,7 @@ from ultralytics.utils.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
 from ultralytics.utils.files import atomic_torch_save, atomic_write_text, increment_path
 from ultralytics.utils.torch_utils import (EarlyStopping, ModelEMA, autocast, build_optimizer, de_parallel,
                                            init_seeds, lr_lambda, make_grad_scaler, select_device)
+from ultralytics.version import __version__
 
 MAX_BAD_STEPS = 20  # consecutive non-finite losses before the run is stopped
 

@@ -57,7 +57,7 @@ def model_info(model: nn.Module, detailed: bool = False, verbose: bool = True, i
     n_g = sum(p.numel() for p in model.parameters() if p.requires_grad)
     flops = count_flops(model, imgsz)
     if detailed and isinstance(getattr(model, "model", None), nn.Sequential):  # one line per YAML row
-        from ultralytics.analysis.profile import profile_table
+        from ultralytics.nn.layer_profile import profile_table
 
         LOGGER.info(profile_table(model, imgsz))
     elif detailed:

@@ -291,6 +291,6 @@ class DetectionModel(nn.Module):
 
     def load(self, weights, verbose: bool = True) -> int:
         """Copy every tensor whose name and shape match from a checkpoint path, dict or state_dict."""
-        from ultralytics.nn.weights import transfer_weights
+        from ultralytics.nn.transfer import transfer_weights
 
         return transfer_weights(self, weights, verbose=verbose)

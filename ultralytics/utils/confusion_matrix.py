@@ -1,8 +1,9 @@
-"""The detection confusion matrix (with a background class), matched in COCO order."""
+"""The detection confusion matrix (with a background class), matched in COCO order.
+
+Drawing it is plot_curves.save_confusion_matrix (computing never imports plotting).
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -66,16 +67,6 @@ class ConfusionMatrix:
         tp = np.diag(self.matrix)
         fp = self.matrix.sum(1) - tp
         return tp[:-1], fp[:-1]
-
-    def plot(self, normalize: bool = True, save_dir: str | Path = ".", names: dict | list | None = None) -> Path:
-        """Write confusion_matrix_normalized.png (columns sum to 1) or confusion_matrix.png; returns its path."""
-        from ultralytics.utils.plot_curves import plot_confusion_matrix
-
-        names = names or {}
-        names = names if isinstance(names, dict) else dict(enumerate(names))
-        labels = [str(names.get(i, i)) for i in range(self.nc)] + ["background"]
-        fname = "confusion_matrix_normalized.png" if normalize else "confusion_matrix.png"
-        return plot_confusion_matrix(self.matrix, labels, Path(save_dir) / fname, normalize=normalize)
 
     def print(self) -> None:
         """Log the matrix, one row (predicted class) per line."""

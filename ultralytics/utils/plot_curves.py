@@ -169,6 +169,19 @@ RESULT_PANELS = (
 )
 
 
+def save_confusion_matrix(cm, save_dir: str | Path = ".", names: dict | list | None = None,
+                          normalize: bool = True) -> Path:
+    """Write confusion_matrix_normalized.png (columns sum to 1) or confusion_matrix.png of a ConfusionMatrix.
+
+    cm: ultralytics.utils.confusion_matrix.ConfusionMatrix (its .nc and (nc + 1, nc + 1) .matrix); returns the path.
+    """
+    names = names or {}
+    names = names if isinstance(names, dict) else dict(enumerate(names))
+    labels = [str(names.get(i, i)) for i in range(cm.nc)] + ["background"]
+    fname = "confusion_matrix_normalized.png" if normalize else "confusion_matrix.png"
+    return plot_confusion_matrix(cm.matrix, labels, Path(save_dir) / fname, normalize=normalize)
+
+
 def read_results_csv(csv_file: str | Path) -> tuple[list[str], np.ndarray]:
     """Read a results.csv: (stripped column names, (rows, cols) float array, NaN where not a number)."""
     path = Path(csv_file)

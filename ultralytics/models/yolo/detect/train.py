@@ -14,7 +14,8 @@ from ultralytics.data.preprocess import preprocess_batch
 from ultralytics.engine.trainer import BaseTrainer
 from ultralytics.models.yolo.detect.val import DetectionValidator
 from ultralytics.nn.tasks import DetectionModel
-from ultralytics.nn.weights import load_model, transfer_weights
+from ultralytics.nn.transfer import transfer_weights
+from ultralytics.nn.weights import load_model
 from ultralytics.utils import LOCAL_RANK, LOGGER, UserError
 from ultralytics.utils.checkpoint import read_checkpoint
 from ultralytics.utils.loss import v10DetectLoss

@@ -269,12 +269,12 @@ class DetectionValidator:
         if self.training or self.save_dir is None:
             return
         if self.args.plots:
-            from ultralytics.utils.plot_curves import plot_metric_curves
+            from ultralytics.utils.plot_curves import plot_metric_curves, save_confusion_matrix
 
             if len(self.metrics.ap_class_index):
                 plot_metric_curves(self.metrics.box, self.save_dir, self.data["names"])
             for normalize in (True, False):
-                self.confusion.plot(normalize=normalize, save_dir=self.save_dir, names=self.data["names"])
+                save_confusion_matrix(self.confusion, self.save_dir, self.data["names"], normalize=normalize)
         if self.args.save_json:
             self.eval_json()
         LOGGER.info(f"Results saved to {colorstr('bold', self.save_dir)}")
