@@ -123,7 +123,8 @@ def test_ddp_gradients_equal_one_process_of_the_global_batch(tiny_data, tmp_path
 
 def exit_records(folder: Path) -> dict[int, dict]:
     """{rank: its exit record} of the ranks that reached the coordinated stop."""
-    return {int(json.loads(f.read_text())["rank"]): json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))}
+    records = [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))]
+    return {r["rank"]: r for r in records}
 
 
 def test_ddp_exception_on_one_rank_ends_both(tiny_data, tmp_path):

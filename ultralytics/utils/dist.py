@@ -162,17 +162,12 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
 
 
 def max_over_ranks(values: list[float], device: torch.device) -> list[float]:
-    """Element-wise maximum of a few small numbers over all ranks (one all-reduce)."""
+    """Element-wise maximum of a few small numbers over all ranks (one all-reduce): OR of flags, or which rank."""
     if not is_initialized():
         return [float(v) for v in values]
     t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t.tolist()
-
-
-def any_flags(flags: list[bool], device: torch.device) -> list[bool]:
-    """Element-wise OR of a few flags over all ranks (one all-reduce)."""
-    return [v > 0 for v in max_over_ranks([1.0 if f else 0.0 for f in flags], device)]
 
 
 def write_exit_record(**fields) -> None:
