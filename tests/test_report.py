@@ -175,7 +175,7 @@ def test_chromium_renders_the_tables_of_the_files(report):
         assert row["best epoch"] == str(int(r["best"]["epoch"])) and row["mAP50-95 (all)"] == f4(
             r["best"]["metrics/mAP50-95(B)"])
     assert t.row("lska1")["best epoch"] == "2"  # the best epoch, not the last
-    bench = list(csv.DictReader(open(next(report.parent.parent.glob("benchmark/*/benchmark.csv")))))
+    bench = list(csv.DictReader(next(report.parent.parent.glob("benchmark/*/benchmark.csv")).read_text().splitlines()))
     t = next(x for x in rendered if "ms" in x.headers)
     assert len(t.rows) == len(bench)
     for b, row in zip(bench, t.rows):
@@ -183,7 +183,7 @@ def test_chromium_renders_the_tables_of_the_files(report):
         assert got["params"] == f"{int(b['params']):,}" and got["GFLOPs"] == f"{float(b['gflops']):.2f}"
         assert got["ms"] == f"{float(b['ms_median']):.2f} ± {float(b['ms_std']):.2f}"
         assert got["FPS"] == f"{float(b['fps']):.1f}" and got["model"] == b["model"] and got["batch"] == b["batch"]
-    erf = list(csv.DictReader(open(next(report.parent.parent.glob("erf/*/erf.csv")))))
+    erf = list(csv.DictReader(next(report.parent.parent.glob("erf/*/erf.csv")).read_text().splitlines()))
     t = found["Effective receptive field"]
     for e in erf:
         row = [r for r in t.rows if r[:2] == [e["model"], e["level"]]]
