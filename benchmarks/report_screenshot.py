@@ -28,22 +28,27 @@ def find_browser() -> str | None:
     return next((p for p in (shutil.which(b) for b in BROWSERS) if p), None)
 
 
-def screenshot(page: str | Path, out: str | Path, width: int = 1500, height: int = 3600, timeout: float = 120) -> Path:
-    """Render a local HTML file with headless Chromium into a PNG of width x height; returns the PNG path."""
+def run_chromium(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run headless Chromium with `args` (e.g. ["--dump-dom", uri]) in a fresh profile, its network services off;
+    returns the finished process (stdout as text). RuntimeError when no Chromium is installed."""
     browser = find_browser()
     if browser is None:
         raise RuntimeError("no Chromium found; install it (Debian: apt-get update && apt-get install -y chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+               f"--user-data-dir={profile}", *args]
+        env = {**os.environ, "HOME": profile}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def screenshot(page: str | Path, out: str | Path, width: int = 1500, height: int = 3600, timeout: float = 120) -> Path:
+    """Render a local HTML file with headless Chromium into a PNG of width x height; returns the PNG path."""
     page, out = Path(page).resolve(), Path(out).resolve()
     if not page.is_file():
         raise FileNotFoundError(f"{page} not found")
     out.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as profile:
-        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-               f"--user-data-dir={profile}", f"--screenshot={out}", f"--window-size={width},{height}",
-               page.as_uri()]
-        env = {**os.environ, "HOME": profile}
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    r = run_chromium([f"--screenshot={out}", f"--window-size={width},{height}", page.as_uri()], timeout)
     if not out.is_file():
         raise RuntimeError(f"Chromium wrote no screenshot (exit {r.returncode}): {r.stderr[-2000:]}")
     return out

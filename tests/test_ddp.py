@@ -2,6 +2,8 @@
 
 Each torchrun call is bounded by a timeout, so a hang fails the test instead of stalling the suite.
 The bad-input checks run in this process (they fail before anything is joined or written).
+A rank that stops through the coordinated stop (an exception on some rank, Ctrl-C) writes an exit record into
+$YOLO_DDP_EXIT_RECORDS (utils/dist.write_exit_record); a rank killed by torchrun writes none.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from faults.helpers import read_rows as rows, without_time  # the results.csv readers the fault suite uses
 from ultralytics.utils import UserError
+from ultralytics.utils.dist import EXIT_RECORDS_ENV
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -40,23 +43,29 @@ def custom_model(tmp_path_factory):
     return f
 
 
-def env() -> dict:
+def env(records: Path | None = None) -> dict:
+    """The children's environment; records: the folder for the ranks' exit records."""
     e = dict(os.environ)
     e.update(PYTHONPATH=str(REPO) + os.pathsep + e.get("PYTHONPATH", ""), OMP_NUM_THREADS="1", NO_COLOR="1",
              OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1")
+    e.pop(EXIT_RECORDS_ENV, None)
+    if records is not None:
+        records.mkdir(parents=True, exist_ok=True)
+        e[EXIT_RECORDS_ENV] = str(records)
     for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         e.pop(k, None)
     return e
 
 
-def run_child(tmp: Path, spec: dict, nproc: int | None = 2) -> tuple[subprocess.CompletedProcess, float]:
+def run_child(tmp: Path, spec: dict, nproc: int | None = 2,
+              records: Path | None = None) -> tuple[subprocess.CompletedProcess, float]:
     """Run tests/ddp_child.py under torchrun (nproc processes) or alone (nproc None); (result, seconds)."""
     f = tmp / f"spec{time.monotonic_ns()}.json"
     f.write_text(json.dumps(spec))
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc else []
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, *launcher, str(CHILD), str(f)], capture_output=True, text=True,
-                       timeout=TIMEOUT, env=env(), cwd=REPO)
+                       timeout=TIMEOUT, env=env(records), cwd=REPO)
     return r, time.perf_counter() - t0
 
 
@@ -112,14 +121,27 @@ def test_ddp_gradients_equal_one_process_of_the_global_batch(tiny_data, tmp_path
     assert not torch.allclose(flat(g0), flat(g0) * 1.01, rtol=1e-4, atol=1e-6)  # the tolerance can fail
 
 
+def exit_records(folder: Path) -> dict[int, dict]:
+    """{rank: its exit record} of the ranks that reached the coordinated stop."""
+    records = [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))]
+    return {r["rank"]: r for r in records}
+
+
 def test_ddp_exception_on_one_rank_ends_both(tiny_data, tmp_path):
+    """rank 1 raises in its 2nd training batch: at that step's all-reduce both ranks learn it; rank 1 re-raises its
+    error, rank 0 raises PeerError naming rank 1; both wrote their exit record there (not killed by torchrun)."""
     spec = {"settings": {**SETTINGS, "data": tiny_data, "project": str(tmp_path / "runs")}, "out": str(tmp_path),
             "mode": "fail", "fail_rank": 1, "fail_batch": 2}
-    r, sec = run_child(tmp_path, spec)
+    r, _ = run_child(tmp_path, spec, records=tmp_path / "exit")
+    text = r.stdout + r.stderr
     assert r.returncode != 0
-    assert "boom on rank 1 at batch 2" in r.stdout + r.stderr
+    assert "RuntimeError: boom on rank 1 at batch 2" in text
+    assert "PeerError: rank 1 raised an error at epoch 1, batch 1 (its traceback is above); rank 0 stopped at the " \
+           "same step" in text, text[-3000:]
+    where = {"stop": "exception", "raised_by": 1, "epoch": 1, "batch": 1}  # batch index 1 = the 2nd batch
+    assert exit_records(tmp_path / "exit") == {0: {"rank": 0, **where, "raised_here": False},
+                                               1: {"rank": 1, **where, "raised_here": True}}, text[-3000:]
     assert not (tmp_path / "rank0.json").exists()  # rank 0 did not finish on its own
-    assert sec < TIMEOUT
 
 
 def test_ddp_ctrl_c_on_rank_0_stops_both_at_the_same_step(tiny_data, tmp_path):
@@ -132,8 +154,8 @@ def test_ddp_ctrl_c_on_rank_0_stops_both_at_the_same_step(tiny_data, tmp_path):
     f = tmp_path / "spec.json"
     f.write_text(json.dumps(spec))
     p = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(CHILD), str(f)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(),
-                         cwd=REPO)
+                          str(CHILD), str(f)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=env(tmp_path / "exit"), cwd=REPO)
     try:
         deadline = time.time() + TIMEOUT
         while not (out / "pid").exists() and time.time() < deadline and p.poll() is None:
@@ -149,6 +171,9 @@ def test_ddp_ctrl_c_on_rank_0_stops_both_at_the_same_step(tiny_data, tmp_path):
     assert text.count("WARNING: training interrupted (KeyboardInterrupt) in epoch 2/2.") == 1, text[-3000:]
     assert "holds epoch 1, the last finished one" in text
     assert [int(r["epoch"]) for r in rows(tmp_path / "r" / "exp")] == [1]
+    rec = exit_records(tmp_path / "exit")  # both ranks stopped through the flag, at the same step of epoch 2
+    assert sorted(rec) == [0, 1] and rec[0]["pressed_here"] and not rec[1]["pressed_here"], (rec, text[-3000:])
+    assert {(x["stop"], x["epoch"], x["batch"]) for x in rec.values()} == {("interrupt", 2, rec[0]["batch"])}
 
 
 def test_ddp_nan_loss_on_one_rank_skips_the_step_on_both(tiny_data, tmp_path):

@@ -3,6 +3,18 @@
 The model is yolov10n-LSKA with random weights made non-trivial: random BN statistics and random head
 outputs, so scores spread over (0, 1) and boxes vary from anchor to anchor (a freshly built model gives
 nearly equal scores everywhere, which would hide ordering errors).
+
+Detections through a file are compared with PyTorch's row by row: a one-to-one pairing in which every pair has
+the same class, scores within SCORE_TOL and every box coordinate within BOX_TOL pixels. Both runtimes compute in
+float32 but sum the convolutions in another order, so features differ by a few float32 ulps (relative ~1e-7)
+and these differences grow through ~100 layers; measured here (imgsz <= 160, boxes up to ~160 px, where one
+float32 ulp is 1.5e-5 px): ONNX Runtime's boxes differ from PyTorch's by at most 1.5e-4 px and its scores by
+5e-7; TorchScript's are bit-identical on the model's own tensors and within 3e-5 px through predict (the .pt
+is fused there). BOX_TOL = 1e-3 px and SCORE_TOL = 1e-5 leave a factor of 6 and 20 for other CPUs and library
+versions and are still far below what a wrong box (a swapped coordinate, a wrong stride or letterbox offset,
+another anchor: >= 1 px) or a wrong class would give; `-s` prints the differences.
+
+The ONNX tests import onnx/onnxruntime themselves (pytest.importorskip), so without them only those skip.
 """
 
 from __future__ import annotations
@@ -15,16 +27,25 @@ import numpy as np
 import pytest
 import torch
 
+from scipy.optimize import linear_sum_assignment
+
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.nn.weights import save_model
 from ultralytics.utils import UserError
 
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-
 IMGSZ = 128
 GAIN = 1.5
+BOX_TOL = 1e-3  # pixels, each box coordinate (see the module docstring)
+SCORE_TOL = 1e-5
+FORMATS = ["onnx", "torchscript"]
+
+
+def needs(fmt: str) -> None:
+    """Skip the calling test when the runtime of `fmt` is missing (only ONNX needs packages of its own)."""
+    if fmt == "onnx":
+        pytest.importorskip("onnx")
+        pytest.importorskip("onnxruntime")
 
 
 def nontrivial(model: DetectionModel, seed: int = 0) -> DetectionModel:
@@ -61,48 +82,68 @@ def lska(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def exported(lska):
-    """{format: path} of the dynamic ONNX and TorchScript exports of the lska model at imgsz 128."""
+def exports(lska):
+    """export(fmt) -> path of the dynamic export of the lska model at imgsz 128 (made once per format)."""
     _, pt = lska
-    return {fmt: YOLO(pt).export(format=fmt, imgsz=IMGSZ, dynamic=True) for fmt in ("onnx", "torchscript")}
+    done = {}
+
+    def export(fmt: str) -> str:
+        needs(fmt)
+        if fmt not in done:
+            done[fmt] = YOLO(pt).export(format=fmt, imgsz=IMGSZ, dynamic=True)
+        return done[fmt]
+
+    return export
 
 
-def assert_same_detections(ref: torch.Tensor, out: torch.Tensor, atol_score: float = 1e-4) -> None:
-    """ref (B, K, 6) from PyTorch, out (B, 300, 6) from a file; K = min(300, anchors).
+def pair_rows(ref: torch.Tensor, out: torch.Tensor) -> tuple[float, float]:
+    """ref, out (K, 6) rows [x1, y1, x2, y2, score, class]: assert a one-to-one pairing in which each pair has the
+    same class, scores within SCORE_TOL and boxes within BOX_TOL px (rows of nearly equal score may come in either
+    order, so the pairing is solved, not read off the order); returns (max box, max score difference) of it."""
+    assert ref.shape == out.shape, (ref.shape, out.shape)
+    ref, out = ref.double(), out.double()
+    dbox = (ref[:, None, :4] - out[None, :, :4]).abs().amax(-1)  # (K, K)
+    dscore = (ref[:, None, 4] - out[None, :, 4]).abs()
+    ok = (dbox <= BOX_TOL) & (dscore <= SCORE_TOL) & (ref[:, None, 5] == out[None, :, 5])
+    rows, cols = linear_sum_assignment((~ok).double().numpy())
+    bad = [(int(r), int(c)) for r, c in zip(rows, cols) if not ok[r, c]]
+    assert not bad, f"{len(bad)} of {len(ref)} PyTorch rows have no partner, e.g. {ref[bad[0][0]].tolist()}"
+    return float(dbox[rows, cols].max()), float(dscore[rows, cols].max())
+
+
+def assert_same_detections(ref: torch.Tensor, out: torch.Tensor) -> tuple[float, float]:
+    """ref (B, K, 6) from PyTorch, out (B, 300, 6) from a file; K = min(300, anchors); returns the largest
+    (box, score) difference.
 
     On images with fewer anchors than max_det (K < 300) the file gives 300 rows, of which the first K are
-    PyTorch's (the rest are more (anchor, class) pairs, then zero-score padding); only those K are compared.
-
-    Scores (sorted) equal within atol_score; each row's box and class equal those of a PyTorch row of the
-    same score (rows of nearly equal score may come in either order).
+    PyTorch's (the rest are more (anchor, class) pairs, then zero-score padding); only those K are compared,
+    row by row (pair_rows).
     """
     k = ref.shape[1]
     assert out.shape == (ref.shape[0], 300, 6)
-    out = out[:, :k]
-    assert torch.allclose(out[..., 4], ref[..., 4], atol=atol_score, rtol=0)
-    for o, r in zip(out, ref):  # (K, 6) each
-        same_score = (o[:, None, 4] - r[None, :, 4]).abs() < 1e-5  # (K, K)
-        same_box = ((o[:, None, :4] - r[None, :, :4]).abs().amax(-1) < 2e-3) & (o[:, None, 5] == r[None, :, 5])
-        assert (same_score & same_box).any(1).all()
+    diffs = [pair_rows(r, o) for o, r in zip(out[:, :k], ref)]
+    return max(d for d, _ in diffs), max(d for _, d in diffs)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("shape", [(1, 128, 128), (3, 128, 128), (3, 96, 160), (1, 64, 64)])
-def test_export_equals_pytorch(lska, exported, fmt, shape):
+def test_export_equals_pytorch(lska, exports, fmt, shape):
     """Dynamic batch and image size: batch 1 and 3, the export size, another size, and A = 84 < max_det."""
     ref_model, _ = lska
-    model = YOLO(exported[fmt]).model
+    model = YOLO(exports(fmt)).model
     x = torch.rand(shape[0], 3, *shape[1:], generator=torch.Generator().manual_seed(sum(shape)))
     with torch.no_grad():
         ref, out = ref_model(x), model(x)
     assert ref[..., 4].std() > 0.01  # the model is non-trivial: scores spread
-    assert_same_detections(ref, out)
+    dbox, dscore = assert_same_detections(ref, out)
+    print(f"{fmt} {shape}: max difference {dbox:.2e} px, score {dscore:.1e}")
 
 
 def test_static_export_batch3(lska, tmp_path):
     """dynamic=False batch=3: the fixed graph equals PyTorch; the backend runs a batch of 5 in chunks of 3."""
     import shutil
 
+    needs("onnx")
     ref_model, pt = lska
     pt = shutil.copy(pt, tmp_path / "static.pt")  # its .onnx is written beside it, not over the module's file
     f = YOLO(pt).export(format="onnx", imgsz=IMGSZ, batch=3, dynamic=False)
@@ -115,47 +156,69 @@ def test_static_export_batch3(lska, tmp_path):
         model(torch.rand(1, 3, 160, 128))
 
 
-def test_metadata_and_files(lska, exported):
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_metadata_and_files(lska, exports, fmt):
     """Names, stride, imgsz, task and the fused parameter count are stored in each file; paths sit beside the .pt."""
-    import onnx
-
     ref_model, pt = lska
-    assert exported["onnx"] == str(pt.with_suffix(".onnx"))
-    assert exported["torchscript"] == str(pt.with_suffix(".torchscript"))
-    meta = {p.key: json.loads(p.value) for p in onnx.load(exported["onnx"]).metadata_props}
-    assert meta["names"] == {str(i): f"c{i}" for i in range(6)}
-    assert (meta["stride"], meta["imgsz"], meta["task"], meta["dynamic"]) == (32, [IMGSZ, IMGSZ], "detect", True)
-    assert meta["params"] == sum(p.numel() for p in ref_model.parameters())
-    for f in exported.values():
-        m = YOLO(f).model
-        assert m.names == {i: f"c{i}" for i in range(6)} and int(m.stride.max()) == 32 and m.imgsz == [128, 128]
+    f = exports(fmt)
+    assert f == str(pt.with_suffix(f".{fmt}"))
+    if fmt == "onnx":
+        import onnx
+
+        meta = {p.key: json.loads(p.value) for p in onnx.load(f).metadata_props}
+        assert meta["names"] == {str(i): f"c{i}" for i in range(6)}
+        assert (meta["stride"], meta["imgsz"], meta["task"], meta["dynamic"]) == (32, [IMGSZ, IMGSZ], "detect", True)
+        assert meta["params"] == sum(p.numel() for p in ref_model.parameters())
+    m = YOLO(f).model
+    assert m.names == {i: f"c{i}" for i in range(6)} and int(m.stride.max()) == 32 and m.imgsz == [128, 128]
 
 
-def test_onnx_input_is_dynamic(exported):
+def test_onnx_input_is_dynamic(exports):
     """The ONNX graph's input and output have named (dynamic) batch and image axes, not constants."""
+    f = exports("onnx")
     import onnx
 
-    g = onnx.load(exported["onnx"]).graph
+    g = onnx.load(f).graph
     dims = [d.dim_param or d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, "height", "width"]
     out = [d.dim_param or d.dim_value for d in g.output[0].type.tensor_type.shape.dim]
     assert out[0] == "batch" and out[2] == 6
 
 
-def test_predict_through_backend(lska, exported):
-    """YOLO('x.onnx').predict gives the .pt's detections (same boxes mapped to the original image)."""
+def result_rows(r) -> torch.Tensor:
+    """(N, 6) [x1, y1, x2, y2, conf, class] of a Results, boxes in the original image's pixels."""
+    return torch.cat([r.boxes.xyxy, r.boxes.conf[:, None], r.boxes.cls[:, None]], 1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_predict_through_backend(lska, exports, fmt):
+    """YOLO('x.onnx').predict gives the .pt's detections box by box and class by class, mapped to the original
+    image (two shapes: letterbox padding on either side)."""
     _, pt = lska
+    f = exports(fmt)
     rng = np.random.default_rng(0)
     ims = [rng.integers(0, 255, (100, 140, 3), dtype=np.uint8), rng.integers(0, 255, (90, 90, 3), dtype=np.uint8)]
     ref = YOLO(pt).predict(ims, imgsz=IMGSZ, conf=0.5)
-    for f in exported.values():
-        out = YOLO(f).predict(ims, conf=0.5)  # imgsz from the file's metadata
-        for a, b in zip(ref, out):
-            assert len(a) == len(b) > 0
-            assert torch.allclose(a.boxes.conf, b.boxes.conf, atol=1e-4)
+    out = YOLO(f).predict(ims, conf=0.5)  # imgsz from the file's metadata
+    assert len(ref) == len(out) == 2
+    for a, b, im in zip(ref, out, ims):
+        assert len(a) > 5 and len(set(a.boxes.cls.tolist())) > 1  # many boxes of several classes to compare
+        dbox, dscore = pair_rows(result_rows(a), result_rows(b))
+        print(f"{fmt} {im.shape[1]}x{im.shape[0]}: {len(a)} boxes, max difference {dbox:.2e} px, score {dscore:.1e}")
+        assert a.boxes.xyxy[:, 2].max() > 0.5 * im.shape[1]  # boxes in the original image, not the 128 letterbox
 
 
-def test_val_onnx_equals_pt(lska, exported, tmp_path):
+def test_pair_rows_can_fail():
+    """The comparison refuses a box moved by 2 * BOX_TOL, another class, and a duplicated row."""
+    ref = torch.tensor([[10.0, 20.0, 50.0, 60.0, 0.9, 1.0], [12.0, 22.0, 52.0, 62.0, 0.9, 2.0]])
+    assert pair_rows(ref, ref.flip(0)) == (0.0, 0.0)  # equal scores: either order
+    for bad in (ref + torch.tensor([2 * BOX_TOL, 0, 0, 0, 0, 0]), ref * torch.tensor([1, 1, 1, 1, 1, 0]),
+                ref[[0, 0]]):
+        with pytest.raises(AssertionError, match="have no partner"):
+            pair_rows(ref, bad)
+
+
+def test_val_onnx_equals_pt(lska, exports, tmp_path):
     """mAP of the ONNX file equals that of the .pt within 0.001, on a dataset where it is high.
 
     A random model scores ~0 mAP on real labels, which would make any comparison pass. So the labels of the
@@ -168,6 +231,7 @@ def test_val_onnx_equals_pt(lska, exported, tmp_path):
     import yaml
 
     _, pt = lska
+    f_onnx = exports("onnx")
     images = tmp_path / "own" / "images" / "val"
     images.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -182,7 +246,7 @@ def test_val_onnx_equals_pt(lska, exported, tmp_path):
     data.write_text(yaml.safe_dump({"path": str(images.parent.parent), "train": "images/val", "val": "images/val",
                                     "names": {i: f"c{i}" for i in range(6)}}))
     args = dict(data=str(data), imgsz=IMGSZ, batch=4, workers=0, plots=False, verbose=False, project=str(tmp_path))
-    m_pt, m_onnx = YOLO(pt).val(**args), YOLO(exported["onnx"]).val(**args)
+    m_pt, m_onnx = YOLO(pt).val(**args), YOLO(f_onnx).val(**args)
     assert m_pt.box.map50 > 0.5
     assert abs(m_pt.box.map - m_onnx.box.map) < 1e-3 and abs(m_pt.box.map50 - m_onnx.box.map50) < 1e-3
 
@@ -201,6 +265,7 @@ def test_cli_export(lska, tmp_path):
 
 def test_bad_inputs(lska, tmp_path):
     """Unknown format, nms=True, an opset torch cannot write, half on CPU, ONNX without our metadata."""
+    needs("onnx")
     import onnx
 
     _, pt = lska
@@ -241,6 +306,7 @@ def test_val_static_onnx(lska, tmp_path):
 
     from ultralytics.nn.backend import ExportedModel
 
+    needs("onnx")
     _, pt = lska
     pt = shutil.copy(pt, tmp_path / "static.pt")
     f = YOLO(pt).export(format="onnx", imgsz=64, batch=2, dynamic=False)
@@ -275,6 +341,7 @@ def test_export_script(lska, tmp_path):
 
     from ultralytics.utils import REPO_ROOT
 
+    needs("onnx")  # export.py's default format
     _, pt = lska
     pt = shutil.copy(pt, tmp_path / "script.pt")
     out = subprocess.run([sys.executable, str(REPO_ROOT / "export.py"), f"model={pt}", "imgsz=64", "dynamic=True"],

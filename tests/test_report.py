@@ -1,4 +1,9 @@
-"""report.html: one self-contained page with the tables, curves, latency, AP per size and ERF; a real browser renders it."""
+"""report.html: one self-contained page with the tables, curves, latency, AP per size and ERF; a real browser renders it.
+
+The browser test reads the tables back from the DOM that headless Chromium rendered (tests/browser.py) and checks
+every number in them against the files the report was made from (results.csv, best_metrics.json, benchmark.csv,
+erf.csv), computed here from those files: best epoch by fitness, means, standard deviations, Welch's test.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from scipy import stats
+
+from browser import dump_dom, require_browser, tables
 
 from ultralytics.cfg import get_cfg
 from ultralytics.compare import main
@@ -22,7 +30,8 @@ SIZE_COLUMNS = ["metrics/mAP50-95(S)", "metrics/mAP50-95(M)", "metrics/mAP50-95(
 
 
 def write_run(root: Path, name: str, maps: list[float], model: str, seed: int, sizes: bool) -> Path:
-    """A finished run directory: args.yaml and results.csv (mAP50-95 per epoch; per-size columns if sizes)."""
+    """A finished run directory: args.yaml and results.csv (mAP50-95 per epoch; per-size columns if sizes).
+    Precision, recall, mAP50 and time differ by run and epoch, so a number from another cell shows."""
     d = root / name
     d.mkdir(parents=True)
     args = vars(get_cfg(overrides={"model": model, "data": "shapes.yaml", "seed": seed, "epochs": len(maps),
@@ -33,7 +42,8 @@ def write_run(root: Path, name: str, maps: list[float], model: str, seed: int, s
         w.writerow(COLUMNS + (SIZE_COLUMNS if sizes else []))
         for e, m in enumerate(maps, 1):
             losses = [3.0 / e, 2.0 / e, 1.5 / e]
-            w.writerow([e, *losses, 0.5, 0.4, m + 0.1, m, *losses, 0.01, 0.01, 0.01, 10.0 * e]
+            p, r = 0.6 - m / 2 - 0.001 * seed, 0.2 + m / 2 + 0.01 * seed
+            w.writerow([e, *losses, p, r, m + 0.1 + 0.01 * e, m, *losses, 0.01, 0.01, 0.01, 10.0 * e + 7 * seed]
                        + ([m / 2, m, m * 1.5] if sizes else []))
     return d
 
@@ -49,7 +59,7 @@ def report(tmp_path_factory):
         {"metrics/mAP50-95(B)": 0.31, "metrics/mAP50-95(S)": 0.1234, "metrics/mAP50-95(M)": 0.2345,
          "metrics/mAP50-95(L)": -1.0}))
     write_run(runs, "lska0", [0.10, 0.25, 0.40], "yolov10n-LSKA.yaml", 0, True)
-    write_run(runs, "lska1", [0.10, 0.26, 0.42], "yolov10n-LSKA.yaml", 1, True)
+    write_run(runs, "lska1", [0.10, 0.42, 0.38], "yolov10n-LSKA.yaml", 1, True)  # best epoch 2, not the last
     bench = root / "benchmark" / "exp"
     bench.mkdir(parents=True)
     (bench / "benchmark.csv").write_text(
@@ -89,7 +99,7 @@ def test_report_sections_hold_the_numbers(report):
     assert "0.4100 ± 0.0141" in text  # best mAP50-95 of the LSKA group: mean of 0.40, 0.42 and their std
     assert "41.23 ± 0.50" in text and "47.50 ± 0.75" in text and "24.2" in text  # latency from benchmark.csv
     assert "2,775,520" in text  # parameters of yolov10n
-    # AP per size: the LSKA runs have the columns (best epoch 3: 0.21, 0.42, 0.63 for lska1); base1 has
+    # AP per size: the LSKA runs have the columns (best epoch 2: 0.21, 0.42, 0.63 for lska1); base1 has
     # best_metrics.json (no large objects: -1 -> n/a); base0 has neither
     assert "0.2100" in text and "0.4200" in text and "0.6300" in text
     size_part = text.split("AP per object size")[1].split("<h2>")[0]
@@ -104,13 +114,87 @@ def test_missing_erf_csv_is_a_usage_error(tmp_path, report):
     assert code == 2
 
 
-def test_chromium_renders_the_report(report, tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from report_screenshot import find_browser, ink, screenshot
+def read_run(d: Path) -> dict:
+    """What the report must show of a run, from its files: best (highest fitness 0.1 mAP50 + 0.9 mAP50-95) and
+    final rows of results.csv, and best_metrics.json."""
+    with open(d / "results.csv", newline="") as f:
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    best = max(rows, key=lambda r: 0.1 * r["metrics/mAP50(B)"] + 0.9 * r["metrics/mAP50-95(B)"])
+    js = json.loads((d / "best_metrics.json").read_text()) if (d / "best_metrics.json").is_file() else {}
+    seed = yaml.safe_load((d / "args.yaml").read_text())["seed"]
+    return {"best": best, "final": rows[-1], "epochs": len(rows), "json": js, "seed": seed}
 
-    if find_browser() is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    png = screenshot(report, tmp_path / "report.png", 1200, 2400)
-    im = cv2.imread(str(png))
-    assert im.shape[:2] == (2400, 1200)
-    assert ink(png) > 0.03  # text, tables and plots, not a blank or error page
+
+def f4(x: float, sign: bool = False) -> str:
+    return f"{x:+.4f}" if sign else f"{x:.4f}"
+
+
+def test_chromium_renders_the_tables_of_the_files(report):
+    """Rendered by Chromium, every number in the tables equals what the input files give."""
+    require_browser()
+    rendered = tables(dump_dom(report))
+    found = {t.section.split(" (")[0].split(":")[0]: t for t in reversed(rendered)}  # the first of each section
+    runs_dir = report.parent.parent / "train"
+    runs = {d.name: read_run(d) for d in sorted(runs_dir.iterdir())}
+    base = runs["base0"]["best"]["metrics/mAP50-95(B)"]
+    t = found["Runs"]
+    assert [c.removesuffix(" (baseline)") for c in t.column("run")] == list(runs)
+    for name, r in runs.items():
+        b, fin = r["best"], r["final"]
+        row = t.row(name + (" (baseline)" if name == "base0" else ""))
+        assert row["epochs"] == f"{r['epochs']}/3"
+        assert row["best mAP50"] == f4(b["metrics/mAP50(B)"]) and row["best mAP50-95"] == f4(b["metrics/mAP50-95(B)"])
+        assert [row[f"final {k}"] for k in ("P", "R", "mAP50", "mAP50-95")] == [
+            f4(fin[f"metrics/{k}(B)"]) for k in ("precision", "recall", "mAP50", "mAP50-95")]
+        assert row["time"] == f"{fin['time']:.1f}s"
+        assert row["Δ mAP50-95"] == ("" if name == "base0" else f4(b["metrics/mAP50-95(B)"] - base, sign=True))
+    t = found["Groups of seeds"]
+    best = {g: [runs[f"{g}{k}"]["best"] for k in (0, 1)] for g in ("base", "lska")}
+    for g, label in (("base", "yolov10n"), ("lska", "yolov10n-LSKA")):
+        row = t.row(label)
+        assert row["seeds"] == "2 (0 1)"
+        for col in ("mAP50", "mAP50-95"):
+            v = np.array([r[f"metrics/{col}(B)"] for r in best[g]])
+            assert row[f"best {col}"] == f"{f4(v.mean())} ± {f4(v.std(ddof=1))}"
+    a, b = (np.array([r["metrics/mAP50-95(B)"] for r in best[g]]) for g in ("base", "lska"))
+    va, vb = a.var(ddof=1) / 2, b.var(ddof=1) / 2
+    df = (va + vb) ** 2 / (va**2 + vb**2)  # Welch-Satterthwaite with n - 1 = 1 per side
+    h = stats.t.ppf(0.975, df) * (va + vb) ** 0.5
+    d = b.mean() - a.mean()
+    row = t.row("yolov10n-LSKA")
+    assert row["Δ mAP50-95 [95% CI]"] == f"{f4(d, True)} [{f4(d - h, True)}, {f4(d + h, True)}]"
+    assert row["p"] == f"{stats.ttest_ind(b, a, equal_var=False).pvalue:.3f}"
+    assert t.row("yolov10n")["Δ mAP50-95 [95% CI]"] == "baseline"
+    t = found["AP per object size"]
+    for name, r in runs.items():
+        row = t.row(name)
+        for s in "SML":
+            k = f"metrics/mAP50-95({s})"
+            v = r["best"].get(k, r["json"].get(k, -1.0))
+            assert row[f"mAP50-95 ({s})"] == (f4(v) if v >= 0 else "n/a"), (name, s)
+        assert row["best epoch"] == str(int(r["best"]["epoch"])) and row["mAP50-95 (all)"] == f4(
+            r["best"]["metrics/mAP50-95(B)"])
+    assert t.row("lska1")["best epoch"] == "2"  # the best epoch, not the last
+    bench = list(csv.DictReader(next(report.parent.parent.glob("benchmark/*/benchmark.csv")).read_text().splitlines()))
+    t = next(x for x in rendered if "ms" in x.headers)
+    assert len(t.rows) == len(bench)
+    for b, row in zip(bench, t.rows):
+        got = dict(zip(t.headers, row))
+        assert got["params"] == f"{int(b['params']):,}" and got["GFLOPs"] == f"{float(b['gflops']):.2f}"
+        assert got["ms"] == f"{float(b['ms_median']):.2f} ± {float(b['ms_std']):.2f}"
+        assert got["FPS"] == f"{float(b['fps']):.1f}" and got["model"] == b["model"] and got["batch"] == b["batch"]
+    erf = list(csv.DictReader(next(report.parent.parent.glob("erf/*/erf.csv")).read_text().splitlines()))
+    t = found["Effective receptive field"]
+    for e in erf:
+        row = [r for r in t.rows if r[:2] == [e["model"], e["level"]]]
+        assert len(row) == 1 and dict(zip(t.headers, row[0]))[f"r({float(e['threshold']):g})"] == f4(
+            float(e["area_ratio"]))
+
+
+def test_chromium_screenshot(report, tmp_path):
+    """benchmarks/report_screenshot.py writes a PNG of the requested size."""
+    require_browser()
+    from benchmarks.report_screenshot import screenshot
+
+    png = screenshot(report, tmp_path / "report.png", 600, 800)
+    assert cv2.imread(str(png)).shape[:2] == (800, 600)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -136,15 +137,22 @@ def test_image_fuzz_scan_agrees_with_decoder(fmt, tmp_path, faults):
 
 # --- whole datasets -------------------------------------------------------------------------------------------
 def check_report(warnings: list[str], split_prefix: str, truth: dict, root: Path, split: str) -> None:
-    """One warning for the split; each skipped image named once with its reason; row counts and examples right."""
+    """One warning for the split; each skipped image named once with its reason; every count it prints (images
+    used/found, backgrounds, images without labels, instances, images skipped and rows dropped per reason) equal to
+    the truth's; examples right."""
     mine = [w for w in warnings if w.startswith(split_prefix) and "some data was not used" in w]
     assert len(mine) == 1, mine
     text = mine[0]
+    used, found = len(truth["used"]), len(truth["used"]) + len(truth["skipped"])
+    assert (f"({used}/{found} images used, {truth['backgrounds']} backgrounds ({truth['missing']} without a label "
+            f"file), {truth['instances']} instances)") in text.splitlines()[0], text
+    per_reason = Counter(truth["skipped"].values())
     for name, reason in truth["skipped"].items():
         path = str(root / "images" / split / name)
         assert text.count(path) == 1, (name, text)
         line = next(ln for ln in text.splitlines() if path in ln)
-        assert re.match(rf"  images skipped: \d+ {reason}: ", line), (name, reason, line)
+        assert line.startswith(f"  images skipped: {per_reason[reason]} {reason}: "), (name, reason, line)
+    assert sum(ln.startswith("  images skipped: ") for ln in text.splitlines()) == len(per_reason), text
     expected_rows = {}
     for lb, rows in truth["dropped"].items():
         for n, reason in rows:
@@ -154,6 +162,7 @@ def check_report(warnings: list[str], split_prefix: str, truth: dict, root: Path
         assert int(line.split()[3]) == len(examples)
         shown = line.split(f" {reason}: ", 1)[1].removesuffix(", ...").split(", ")
         assert len(shown) == min(5, len(examples)) and set(shown) <= examples and len(set(shown)) == len(shown)
+    assert sum(ln.startswith("  label rows dropped: ") for ln in text.splitlines()) == len(expected_rows), text
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -45,7 +45,7 @@ def test_summary_reports_the_checks(tmp_path):
     (pkg / "test_fake.py").write_text(FAKE)
     env = child_env()
     env["PYTHONPATH"] = str(REPO)
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "faults/test_fake.py"],
+    r = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "faults/test_fake.py"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
@@ -60,4 +60,9 @@ def test_summary_reports_the_checks(tmp_path):
     assert lines["dataset"].split()[1:4] == ["1", "0", "40"] and "held in 1 of 1 checked" in lines["dataset"]
     assert ("total: 4 scenarios (5 values); 40 generated examples; nothing lost in 1 of the 2 scenarios that ran "
             "loss checks, 2 not applicable; 2 with a failed check") in out, out
+    # -v: one line per scenario with its values and generated examples
+    assert "    fake kill [1 value(s)]: LOST (no temp file left failed)" in out, out
+    assert "    fake setting [3 value(s)]: not applicable (checked: UserError naming the key)" in out, out
+    assert "    fake refusal [1 value(s)]: not applicable (checked: UserError naming the key)" in out, out
+    assert "    fake fuzz [0 value(s), 40 generated]: nothing lost (results.csv rows == the clean run's)" in out, out
     assert "FAILED fault tests (3;" in out and "test_fake.py::test_fails_before_record (call)" in out, out

@@ -244,10 +244,27 @@ class BaseTrainer:
         return (f"{self.last} holds epoch {self.saved_epoch + 1}, the last finished one; continue with "
                 f"YOLO('{self.last}').train(resume=True)")
 
-    def _step_flags(self, loss: torch.Tensor) -> tuple[bool, bool]:
-        """(the loss is non-finite on some rank, Ctrl-C was pressed on some rank): one all-reduce under DDP."""
-        bad, stop = dist.any_flags([not bool(torch.isfinite(loss)), self.sigint.pressed], self.device)
-        return bad, stop
+    def _step_flags(self, loss: torch.Tensor | None) -> tuple[bool, bool, int]:
+        """(the loss is non-finite on some rank, Ctrl-C was pressed on some rank, the highest rank whose step raised
+        or -1; loss None: this one raised): one all-reduce under DDP."""
+        raised = self.rank + 1 if loss is None else 0
+        bad, stop, raised = dist.max_over_ranks(
+            [loss is not None and not bool(torch.isfinite(loss)), self.sigint.pressed, raised], self.device)
+        return bad > 0, stop > 0, int(raised) - 1
+
+    def _coordinated_stop(self, error: Exception | None, raised: int, epoch: int, i: int) -> None:
+        """Every rank stops at this step, having learnt at the same all-reduce that a rank raised (raised >= 0) or
+        that Ctrl-C was pressed: the rank that raised re-raises its error, the others raise PeerError, and for an
+        interrupt all raise KeyboardInterrupt; none is left waiting in a collective."""
+        where = dict(epoch=epoch + 1, batch=i)
+        if raised >= 0:
+            dist.write_exit_record(stop="exception", raised_by=raised, raised_here=error is not None, **where)
+            if error is not None:
+                raise error
+            raise dist.PeerError(f"rank {raised} raised an error at epoch {epoch + 1}, batch {i} (its traceback is "
+                                 f"above); rank {self.rank} stopped at the same step")
+        dist.write_exit_record(stop="interrupt", pressed_here=self.sigint.pressed, **where)
+        raise KeyboardInterrupt
 
     # --- the loop ---------------------------------------------------------------------------------
     def _train(self) -> None:
@@ -296,12 +313,18 @@ class BaseTrainer:
                 step_now = ni - last_opt_step >= self.accumulate
                 sync = step_now or i == nb - 1  # DDP all-reduces gradients only where they are used
                 with (self.model.no_sync() if self.world_size > 1 and not sync else contextlib.nullcontext()):
-                    with autocast(self.amp, self.device):
-                        loss, items = self.criterion(self.train_model(batch["img"]), batch)
-                    loss = loss * self.world_size  # DDP averages gradients: the sum over ranks is the full batch's
-                    bad, interrupted = self._step_flags(loss)
-                    if interrupted:
-                        raise KeyboardInterrupt
+                    error = None
+                    try:
+                        with autocast(self.amp, self.device):
+                            loss, items = self.criterion(self.train_model(batch["img"]), batch)
+                        loss = loss * self.world_size  # DDP averages gradients: the sum over ranks is the full batch's
+                    except Exception as e:  # under DDP the other ranks learn of it below, instead of waiting forever
+                        if self.world_size == 1:
+                            raise
+                        error, loss = e, None
+                    bad, interrupted, raised = self._step_flags(loss)
+                    if raised >= 0 or interrupted:
+                        self._coordinated_stop(error, raised, epoch, i)
                     if bad:
                         self._bad_step(epoch, i)  # nothing was backpropagated: earlier accumulated gradients stay
                         synced = False

@@ -12,6 +12,7 @@ because every process runs the script.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -25,10 +26,16 @@ import torch
 import torch.distributed as dist
 
 from ultralytics.utils import UserError
+from ultralytics.utils.files import atomic_write_text
 
 LAUNCHED_ENV = "YOLO_DDP_LAUNCHED"  # set by launch(): the device setting the launching process was given
 SAVE_DIR_ENV = "YOLO_DDP_SAVE_DIR"  # set by launch(): the run directory the launching process claimed
 TIMEOUT = timedelta(hours=3)  # a collective waits this long (rank 0 validates while the others wait)
+EXIT_RECORDS_ENV = "YOLO_DDP_EXIT_RECORDS"  # a directory: each rank stopped by a coordinated stop writes a record
+
+
+class PeerError(RuntimeError):
+    """Raised on the ranks that did not fail when another rank raised: they stop at the same step."""
 
 
 def under_torchrun() -> bool:
@@ -154,13 +161,21 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
-def any_flags(flags: list[bool], device: torch.device) -> list[bool]:
-    """Element-wise OR of a few flags over all ranks (one all-reduce)."""
+def max_over_ranks(values: list[float], device: torch.device) -> list[float]:
+    """Element-wise maximum of a few small numbers over all ranks (one all-reduce): OR of flags, or which rank."""
     if not is_initialized():
-        return [bool(f) for f in flags]
-    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return [bool(v) for v in t.tolist()]
+    return t.tolist()
+
+
+def write_exit_record(**fields) -> None:
+    """Under EXIT_RECORDS_ENV (set by the tests), write {"rank": r, **fields} to <dir>/rank<r>.json: this rank
+    reached the coordinated stop (and was not, say, killed by torchrun after another rank died)."""
+    folder = os.environ.get(EXIT_RECORDS_ENV)
+    if folder:
+        atomic_write_text(Path(folder) / f"rank{rank()}.json", json.dumps({"rank": rank(), **fields}))
 
 
 def mean_over_ranks(t: torch.Tensor) -> torch.Tensor:
