@@ -73,7 +73,7 @@ def plots(st: dict, names: list[str], imgsz: int) -> list[str]:
         for k, s in enumerate(st["splits"]):
             ax.bar(x + (k - (len(st["splits"]) - 1) / 2) * width, st[key][s], width, label=s)
         ax.set_ylabel(key)
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axs[1].set_xticks(x, names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center")
     axs[0].set_title("per class and split")
     out.append(_png(fig))

@@ -1,6 +1,6 @@
 """COCO reader (Label Studio, Roboflow, CVAT exports): one or more instance JSON files.
 
-Several files: each is the split its name says (train/val/test); image and annotation ids are per file.
+Several files: each is the split its name (or its folder's, as Roboflow exports) says (train/val/test); image and annotation ids are per file.
 An image's file_name is looked up under `images=` when given, beside the JSON, then in images/ beside it.
 Category ids map to classes in ascending id order. `iscrowd=1` annotations are not training labels
 (counted); images without annotations are kept as background images. bbox is [x, y, width, height] pixels.
@@ -30,10 +30,10 @@ def read_coco(files: list[Path], images: str | Path | None = None) -> Source:
     """Read COCO instance JSON files -> Source (names: categories by ascending id, across all files)."""
     src = Source("coco")
     files = sorted(Path(f) for f in files)
-    splits = [split_from_name(f.name) for f in files] if len(files) > 1 else [None]
+    splits = [split_from_name(f.name) or split_from_name(f.parent.name) for f in files] if len(files) > 1 else [None]
     if len(files) > 1 and (None in splits or len(set(splits)) < len(splits)):
         raise UserError(f"{len(files)} COCO JSON files {[f.name for f in files]}: with several files each name "
-                        f"must say its split once (train, val or test); pass one file to split it here")
+                        f"(or its folder's) must say its split once (train, val or test); pass one file to split it here")
     cats: dict[int, str] = {}
     loaded = []
     for jf, split in zip(files, splits):

@@ -187,7 +187,7 @@ def write_dataset(src: Source, out, split=(0.8, 0.2), seed: int = 0, names=None,
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        used = sorted({e.split for e in good} | {"train", "val"})
+        used = [s for s in ("train", "val", "test") if s in {e.split for e in good} | {"train", "val"}]
         for s in used:
             (tmp / "images" / s).mkdir(parents=True)
             (tmp / "labels" / s).mkdir(parents=True)
