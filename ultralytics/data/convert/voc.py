@@ -60,7 +60,8 @@ def read_voc(root: str | Path, images: str | Path | None = None) -> Source:
             continue
         ann = tree.getroot()
         if ann.tag != "annotation":
-            continue  # some other XML in the folder
+            src.problem(xf, "not_voc_xml", f"root element <{ann.tag}>, not <annotation>; skipped")
+            continue
         fname = (ann.findtext("filename") or "").strip()
         folders = [Path(images)] if images else []
         folders += [xf.parent.parent / "JPEGImages", xf.parent, root / "JPEGImages", root]

@@ -122,6 +122,8 @@ def problems_csv(rows: list[tuple[str, str, str]]) -> str:
 
 def resolve_names(src: Source, names) -> list[str]:
     """Class order: names= as given, else the source's own order (COCO ids, classes.txt), else sorted names."""
+    if isinstance(names, str):  # names=cat,dog on the command line
+        names = [n.strip() for n in names.split(",") if n.strip()]
     if names:
         out = list(names.values()) if isinstance(names, dict) else [str(n) for n in names]
     elif src.names:
