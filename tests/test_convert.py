@@ -95,6 +95,7 @@ def test_voc_labels_by_hand_and_data_yaml(tmp_path):
     assert imgs == ["a.jpg", "b.jpg", "c.png"]
     a = next((tmp_path / "out" / "images").rglob("a.jpg"))
     assert a.read_bytes() == (src / "JPEGImages" / "a.jpg").read_bytes()
+    assert a.stat().st_ino == (src / "JPEGImages" / "a.jpg").stat().st_ino  # hard-linked on one file system
     assert problems(tmp_path / "out") == []
 
 

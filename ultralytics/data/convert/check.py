@@ -14,10 +14,7 @@ import io
 
 from PIL import Image, UnidentifiedImageError
 
-from ultralytics.data.image_io import MIN_IMAGE_SIDE, ImageReadError, imread
-
-_EXIF_ORIENTATION = 0x0112
-_JPEG_END = b"\xff\xd9"
+from ultralytics.data.image_io import _EXIF_ORIENTATION, _JPEG_END, MIN_IMAGE_SIDE, ImageReadError, imread
 
 
 def inspect_image(path) -> tuple[int, int, str]:
