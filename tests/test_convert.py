@@ -144,9 +144,9 @@ def test_yolo_source_keeps_labels_and_makes_yaml(tmp_path):
     assert [(r["problem"], r["detail"]) for r in problems(out)] == [("label_class_id", "row 2")]
 
 
-def _scene(n: int, dup_pairs: int = 0) -> dict:
-    sc = {f"im{i:02d}.jpg": (64, 48, [("rare" if i < 2 else ("x" if i % 2 else "y"), 4, 4, 30, 30)]) for i in range(n)}
-    return sc
+def _scene(n: int) -> dict:
+    """n images of one box each: images 0 and 1 hold the class 'rare', the others 'x' or 'y'."""
+    return {f"im{i:02d}.jpg": (64, 48, [("rare" if i < 2 else ("x" if i % 2 else "y"), 4, 4, 30, 30)]) for i in range(n)}
 
 
 def test_split_seeded_stratified_and_duplicates_together(tmp_path):
@@ -252,3 +252,15 @@ def test_existing_out_and_ambiguous_source_are_errors(tmp_path):
     make_labelme(src / "JPEGImages")
     with pytest.raises(UserError, match="cannot tell the format.*3 voc, 3 labelme"):
         detect_format(src)
+
+
+def test_stratified_split_puts_every_class_with_two_images_in_val():
+    from ultralytics.data.convert.split import assign_splits
+
+    # 20 images: 'rare' in images 0 and 1 only; 'solo' in image 2 only (1 image: stays where the shuffle puts it)
+    classes = [{"rare"} if i < 2 else {"solo"} if i == 2 else {"common"} for i in range(20)]
+    for seed in range(20):  # a plain shuffle leaves both 'rare' images in train for 63% of seeds
+        s = assign_splits([str(i) for i in range(20)], classes, [None] * 20, (0.8, 0.2), seed)
+        assert s.count("val") == 4 and "val" in s[:2] and "train" in s[:2]
+    s = assign_splits(["h0", "h0"] + [str(i) for i in range(2, 20)], classes, [None] * 20, (0.8, 0.2), 0)
+    assert s[0] == s[1]  # 'rare' is in one content group only: not forced into val, never split

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import random
@@ -231,7 +232,8 @@ def dataset_summary(stats: dict, data: dict) -> str:
     yaml_file = data.get("yaml_file") or ""
     csv_file = Path(yaml_file).parent / "problems.csv" if yaml_file else None
     if csv_file is not None and csv_file.is_file():
-        n += max(0, len(csv_file.read_text(encoding="utf-8").splitlines()) - 1)
+        with open(csv_file, newline="", encoding="utf-8") as f:
+            n += max(0, sum(1 for _ in csv.reader(f)) - 1)  # rows after the header (a detail may hold newlines)
     line = (f"dataset: {stats.get('images_used', 0)} images, {stats.get('instances', 0)} instances, "
             f"{data.get('nc', '?')} classes, {stats.get('backgrounds', 0)} background images, {n} problems found")
     if n and yaml_file:

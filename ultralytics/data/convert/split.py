@@ -4,7 +4,8 @@ Images are grouped by content hash (duplicates form one group, so they land on o
 split the source fixes (VOC ImageSets, one COCO JSON per split, train/ val/ folders) keep it. The others
 are shuffled with `seed`; then, rarest class first, every class with images in at least 2 groups gets one
 of its groups into val when it has none there yet; then val (and test) are filled in shuffled order up to
-their share of the images, and the rest is train. Same input + same seed -> same split.
+their share of the images, passing over groups that hold the last train group of a class while others are
+left, and the rest is train. Same input + same seed -> same split.
 """
 
 from __future__ import annotations
@@ -47,26 +48,35 @@ def assign_splits(keys: list[str], classes: list[set], fixed: list[str | None], 
     target = {"val": round(n_free * fr[1]), "test": round(n_free * fr[2]) if len(fr) == 3 else 0}
     side = [None] * len(free)
     taken = {"val": 0, "test": 0}
+    gcls = [set().union(*(classes[i] for i in g)) for g in free]
+    left: dict = {}  # groups of each class still in train
+    for cs in gcls:
+        for c in cs:
+            left[c] = left.get(c, 0) + 1
+
+    def take(j: int, name: str) -> None:
+        side[j] = name
+        taken[name] += len(free[j])
+        for c in gcls[j]:
+            left[c] -= 1
+
+    def keeps_train(j: int) -> bool:  # every class of group j keeps a group in train
+        return all(left[c] > 1 for c in gcls[j])
+
     if target["val"]:
-        gcls = [set().union(*(classes[i] for i in g)) for g in free]
         in_val = set().union(*(classes[i] for i, s in enumerate(out) if s == "val")) if "val" in out else set()
-        count = {}
-        for cs in gcls:
-            for c in cs:
-                count[c] = count.get(c, 0) + 1
-        for c in sorted(count, key=lambda c: (count[c], c)):  # rarest first
-            if count[c] < 2 or c in in_val or taken["val"] >= target["val"]:
+        for c in sorted(left, key=lambda c: (left[c], c)):  # rarest first
+            if left[c] < 2 or c in in_val or taken["val"] >= target["val"]:
                 continue
-            j = next((j for j, cs in enumerate(gcls) if c in cs and side[j] is None), None)
+            j = next((j for j, cs in enumerate(gcls) if c in cs and side[j] is None and keeps_train(j)), None)
             if j is not None:
-                side[j] = "val"
-                taken["val"] += len(free[j])
+                take(j, "val")
                 in_val |= gcls[j]
-    for name in ("val", "test"):
-        for j, g in enumerate(free):
-            if side[j] is None and taken[name] + len(g) <= max(target[name], 0) and taken[name] < target[name]:
-                side[j] = name
-                taken[name] += len(g)
+    for strict in (True, False):  # fill val, then test; first without taking a class's last train group
+        for name in ("val", "test"):
+            for j, g in enumerate(free):
+                if side[j] is None and taken[name] + len(g) <= target[name] and (keeps_train(j) or not strict):
+                    take(j, name)
     for j, g in enumerate(free):
         for i in g:
             out[i] = side[j] or "train"
