@@ -88,7 +88,7 @@ def read_source(source, fmt: str = "auto", images=None, names=None) -> Source:
     if fmt == "voc":
         return read_voc(paths[0], images)
     if fmt == "labelme":
-        return read_labelme(paths[0], images, files=[paths[0]] if paths[0].is_file() else None)
+        return read_labelme([paths[0]] if paths[0].is_file() else _survey(paths[0])["labelme"], images)
     return read_yolo(paths[0], names)
 
 

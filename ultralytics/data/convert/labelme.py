@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 from ultralytics.data.convert.common import Box, Item, Source, find_image
 
 SHAPES = ("rectangle", "polygon", "circle")
-
-
-def labelme_files(root: Path) -> list[Path]:
-    """Every .json under root that looks like a LabelMe file (has "shapes")."""
-    out = []
-    for r, _, fs in os.walk(root):
-        for f in fs:
-            if f.lower().endswith(".json") and b'"shapes"' in (Path(r) / f).read_bytes()[:1 << 20]:
-                out.append(Path(r) / f)
-    return sorted(out)
 
 
 def _box(shape: dict) -> Box:
@@ -39,10 +28,10 @@ def _box(shape: dict) -> Box:
     return Box(str(shape.get("label", "")), min(xs), min(ys), max(xs), max(ys))
 
 
-def read_labelme(root: str | Path, images: str | Path | None = None, files: list[Path] | None = None) -> Source:
-    """Read LabelMe JSON files under root (or the given files) -> Source."""
+def read_labelme(files: list[Path], images: str | Path | None = None) -> Source:
+    """Read LabelMe JSON files -> Source."""
     src = Source("labelme")
-    for jf in files if files is not None else labelme_files(Path(root)):
+    for jf in files:
         try:
             d = json.loads(jf.read_text(encoding="utf-8-sig"))
             if not isinstance(d, dict) or not isinstance(d.get("shapes"), list):
