@@ -33,7 +33,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 PAGES = sorted(DOCS.glob("[0-9][0-9]-*.md"))
-SCRIPTS = ("train.py", "val.py", "predict.py", "compare.py", "heatmap.py", "erf.py")
+SCRIPTS = ("train.py", "val.py", "predict.py", "compare.py", "heatmap.py", "erf.py", "dataset.py")
 BLOCK_TIMEOUT = 600  # seconds; a block that takes longer is a failure, not a hang
 
 _FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
@@ -198,7 +198,7 @@ def test_pages_exist_in_order():
     assert [p.name for p in PAGES] == ["01-getting-started.md", "02-adding-a-module.md", "03-where-lska-goes.md",
                                        "04-training-settings.md", "05-validation-metrics.md", "06-comparing-runs.md",
                                        "07-loss-recipes.md", "08-is-my-module-helping.md",
-                                       "09-multi-gpu-and-speed.md"]
+                                       "09-multi-gpu-and-speed.md", "10-your-own-data.md"]
 
 
 def test_settings_page_is_generated_from_default_yaml():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import random
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -209,9 +211,31 @@ def build_yolo_dataset(cfg, img_path, batch: int, data: dict, mode: str = "train
     if mode not in ("train", "val"):
         raise UserError(f"dataset mode must be 'train' or 'val', got {mode!r}")
     train = mode == "train"
-    return YOLODataset(
+    dataset = YOLODataset(
         img_path=img_path, imgsz=_setting(cfg, "imgsz"), augment=train, hyp=cfg if train else None,
         rect=bool(_setting(cfg, "rect") or rect), batch_size=batch, stride=int(stride), pad=0.0 if train else 0.5,
         single_cls=bool(_setting(cfg, "single_cls")), cache=_setting(cfg, "cache") or False, data=data,
         prefix=colorstr(f"{mode}: "), seed=int(_setting(cfg, "seed")),
         fraction=float(_setting(cfg, "fraction")) if train else 1.0)
+    if train:
+        LOGGER.info(dataset_summary(dataset.stats, data or {}))
+    return dataset
+
+
+def dataset_summary(stats: dict, data: dict) -> str:
+    """One line as the dataset report gives it; points to `python dataset.py data=...` when there are problems.
+
+    Problems: images skipped and label rows dropped by the label scan, plus the rows of the problems.csv a
+    conversion (`python dataset.py source=...`) left beside the data.yaml.
+    """
+    n = sum(stats.get("images_skipped", {}).values()) + sum(stats.get("rows_dropped", {}).values())
+    yaml_file = data.get("yaml_file") or ""
+    csv_file = Path(yaml_file).parent / "problems.csv" if yaml_file else None
+    if csv_file is not None and csv_file.is_file():
+        with open(csv_file, newline="", encoding="utf-8") as f:
+            n += max(0, sum(1 for _ in csv.reader(f)) - 1)  # rows after the header (a detail may hold newlines)
+    line = (f"dataset: {stats.get('images_used', 0)} images, {stats.get('instances', 0)} instances, "
+            f"{data.get('nc', '?')} classes, {stats.get('backgrounds', 0)} background images, {n} problems found")
+    if n and yaml_file:
+        line += f"; see `python dataset.py data={yaml_file}` for the report"
+    return line

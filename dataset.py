@@ -1,0 +1,22 @@
+"""Turn your own annotations into a checked YOLO dataset, or check one you have.
+
+    python dataset.py source=path/to/voc_or_coco_or_labelme_or_yolo out=datasets/mine
+    python dataset.py source=annotations/instances.json out=datasets/mine images=path/to/images split=[0.7,0.2,0.1]
+    python dataset.py data=datasets/mine/data.yaml          # check an existing dataset, write its report.html
+
+Settings (key=value): format=auto|voc|coco|labelme|yolo, split=[0.8,0.2], seed=0, names=[cat,dog],
+exist_ok=False, strict=False (any problem -> exit 1), imgsz=640 (the size the report scales boxes to).
+Then train: python train.py data=datasets/mine/data.yaml  (docs/10-your-own-data.md)
+"""
+
+import sys
+
+from ultralytics.data.convert import main
+from ultralytics.utils import UserError
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except UserError as e:
+        print(f"dataset.py: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,222 @@
+"""Write a Source as a YOLO dataset: checks, split, images (hard-linked), labels, data.yaml, problems.csv.
+
+Everything is written into a temporary folder beside `out` and renamed into place at the end: an
+interrupted run leaves no half dataset. The writer never parses a source format (see common.py).
+Problem rows (file, problem, detail) are never dropped: they go to problems.csv and the summary line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+from ultralytics.data.convert.check import inspect_image
+from ultralytics.data.convert.common import Item, Source
+from ultralytics.data.convert.split import assign_splits
+from ultralytics.data.image_io import ImageReadError
+from ultralytics.utils import LOGGER, UserError
+
+MIN_BOX = 1.0  # boxes narrower or lower than this many pixels (after clipping) are dropped
+
+
+def n_workers() -> int:
+    """Threads for the per-image work: the cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def parallel(fn, items: list, desc: str) -> list:
+    """[fn(x) for x in items] on a thread pool (file reads and hashing release the GIL), with a progress bar."""
+    with ThreadPoolExecutor(n_workers()) as pool:
+        return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, leave=False, disable=len(items) < 200))
+
+
+@dataclass
+class Entry:
+    """One checked image: where it goes and its kept boxes (class id, x1, y1, x2, y2 in pixels)."""
+
+    item: Item
+    ok: bool = False
+    w: int = 0
+    h: int = 0
+    digest: str = ""
+    rows: list[tuple[int, float, float, float, float]] = field(default_factory=list)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    split: str = ""
+
+
+def check_item(item: Item, ids: dict[str, int]) -> Entry:
+    """Check one image and its boxes against the file's real size -> Entry (nothing is written)."""
+    e = Entry(item)
+    try:
+        e.w, e.h, e.digest = inspect_image(item.image)
+    except ImageReadError as err:
+        kind = "missing_image" if err.reason == "missing" else f"{err.reason}_image"
+        e.problems.append((str(item.image), kind, err.detail or err.reason))
+        return e
+    e.ok = True
+    where = item.source or str(item.image)
+    if item.size and tuple(item.size) != (e.w, e.h):
+        e.problems.append((where, "size_mismatch", f"annotation says {item.size[0]}x{item.size[1]}, "
+                           f"{item.image} is {e.w}x{e.h}; boxes are taken against the file"))
+    for k, b in enumerate(item.boxes, start=1):
+        label = f"box {k} {b.name!r} ({b.x1:g},{b.y1:g},{b.x2:g},{b.y2:g})"
+        if b.name not in ids:
+            e.problems.append((where, "unknown_class", f"{label}: not in names"))
+        elif b.x2 < b.x1 or b.y2 < b.y1:
+            e.problems.append((where, "negative_size", f"{label}: x2 < x1 or y2 < y1"))
+        elif b.x2 <= 0 or b.y2 <= 0 or b.x1 >= e.w or b.y1 >= e.h:
+            e.problems.append((where, "outside_image", f"{label}: image is {e.w}x{e.h}"))
+        else:
+            x1, y1, x2, y2 = max(b.x1, 0.0), max(b.y1, 0.0), min(b.x2, float(e.w)), min(b.y2, float(e.h))
+            if x2 - x1 < MIN_BOX or y2 - y1 < MIN_BOX:
+                e.problems.append((where, "degenerate_box", f"{label}: under {MIN_BOX:g} px after clipping"))
+                continue
+            if (x1, y1, x2, y2) != (b.x1, b.y1, b.x2, b.y2):
+                e.problems.append((where, "box_clipped", f"{label}: clipped to the {e.w}x{e.h} image"))
+                e.counts["clipped"] += 1
+            e.rows.append((ids[b.name], x1, y1, x2, y2))
+            continue
+        e.counts["dropped"] += 1
+    return e
+
+
+def label_text(rows, w: int, h: int) -> str:
+    """YOLO label file text: 'cls xc yc w h' normalised, 6 decimals, one row per box."""
+    return "".join(f"{c} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
+                   for c, x1, y1, x2, y2 in rows)
+
+
+def place_image(src: Path, dst: Path) -> None:
+    """Hard-link src to dst (same file system), else copy it; the source image is never modified."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _write_entry(e: Entry, root: Path) -> None:
+    """Image and label file of one entry under root."""
+    name = e.item.image.name
+    place_image(e.item.image, root / "images" / e.split / name)
+    (root / "labels" / e.split / f"{Path(name).stem}.txt").write_text(label_text(e.rows, e.w, e.h), encoding="utf-8")
+
+
+def problems_csv(rows: list[tuple[str, str, str]]) -> str:
+    """problems.csv text: header file,problem,detail and one row per problem."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(("file", "problem", "detail"))
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def resolve_names(src: Source, names) -> list[str]:
+    """Class order: names= as given, else the source's own order (COCO ids, classes.txt), else sorted names."""
+    if isinstance(names, str):  # names=cat,dog on the command line
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    if names:
+        out = list(names.values()) if isinstance(names, dict) else [str(n) for n in names]
+    elif src.names:
+        out = list(src.names)
+    else:
+        out = sorted({b.name for it in src.items for b in it.boxes})
+    if len(set(out)) != len(out):
+        raise UserError(f"class names {out} contain duplicates")
+    return out
+
+
+def dedupe_names(entries: list[Entry]) -> None:
+    """Output files keep their names: a second image with the same stem becomes a name_clash problem row."""
+    seen: dict[str, Entry] = {}
+    for e in entries:
+        if not e.ok:
+            continue
+        key = e.item.image.stem
+        if key in seen:
+            first = seen[key].item.image
+            e.ok = False
+            e.problems.append((str(e.item.image), "name_clash", f"same output name as {first}; not converted"))
+        else:
+            seen[key] = e
+
+
+def duplicate_groups(entries: list[Entry]) -> list[list[Entry]]:
+    """Groups (2 or more) of usable images with identical content."""
+    by: dict[str, list[Entry]] = {}
+    for e in entries:
+        if e.ok:
+            by.setdefault(e.digest, []).append(e)
+    return [g for g in by.values() if len(g) > 1]
+
+
+def write_dataset(src: Source, out, split=(0.8, 0.2), seed: int = 0, names=None, exist_ok: bool = False,
+                  strict: bool = False, imgsz: int = 640) -> Path:
+    """Check, split and write `src` as a YOLO dataset at `out` -> path of data.yaml. See module docstring."""
+    from ultralytics.data.report import write_report
+
+    out = Path(out).resolve()
+    if out.exists() and not exist_ok:
+        raise UserError(f"out={out} exists; choose another folder or pass exist_ok=True to replace it")
+    if not src.items:
+        raise UserError(f"no images found in the {src.fmt} source ({len(src.problems)} problems: "
+                        f"{src.problems[:3]})")
+    class_names = resolve_names(src, names)
+    ids = {n: i for i, n in enumerate(class_names)}
+    entries = parallel(lambda it: check_item(it, ids), src.items, "checking images")
+    dedupe_names(entries)
+    dups = duplicate_groups(entries)
+    for g in dups:
+        for e in g[1:]:
+            e.problems.append((str(e.item.image), "duplicate_image", f"same content as {g[0].item.image}"))
+    good = [e for e in entries if e.ok]
+    sides = assign_splits([e.digest for e in good], [{r[0] for r in e.rows} for e in good],
+                          [e.item.split for e in good], split, seed)
+    for e, s in zip(good, sides):
+        e.split = s
+    good.sort(key=lambda e: (e.split, e.item.image.name))
+    problems = list(src.problems) + [p for e in entries for p in e.problems]
+    tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        used = [s for s in ("train", "val", "test") if s in {e.split for e in good} | {"train", "val"}]
+        for s in used:
+            (tmp / "images" / s).mkdir(parents=True)
+            (tmp / "labels" / s).mkdir(parents=True)
+        parallel(lambda e: _write_entry(e, tmp), good, "writing")
+        data = {"path": ".", **{s: f"images/{s}" for s in used}, "names": dict(enumerate(class_names))}
+        (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        (tmp / "problems.csv").write_text(problems_csv(problems), encoding="utf-8")
+        counts = Counter(src.counts)
+        for e in entries:
+            counts.update(e.counts)
+        write_report(tmp / "report.html", class_names,
+                     [{"split": e.split, "w": e.w, "h": e.h, "rows": e.rows, "file": e.item.image.name} for e in good],
+                     problems, [[str(e.item.image) for e in g] for g in dups], counts, imgsz,
+                     title=f"{src.fmt} -> {out.name}")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    n = Counter(e.split for e in good)
+    inst = sum(len(e.rows) for e in good)
+    LOGGER.info(f"dataset {out}: {len(good)} images ({', '.join(f'{s} {n[s]}' for s in sorted(n))}), {inst} instances, "
+                f"{len(class_names)} classes, {sum(not e.rows for e in good)} background images, "
+                f"{len(problems)} problems" + (f" -> {out / 'problems.csv'}" if problems else "")
+                + f"; report {out / 'report.html'}")
+    if strict and problems:
+        kinds = Counter(p[1] for p in problems)
+        raise UserError(f"strict=True: {len(problems)} problems ({dict(kinds)}); see {out / 'problems.csv'}")
+    return out / "data.yaml"
