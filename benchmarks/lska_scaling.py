@@ -22,31 +22,14 @@ if __name__ == "__main__" and not __package__:  # run as a script: make the repo
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from benchmarks._common import (add_device_args, device_banner, markdown_table, MemoryProbe, run_isolated,
                                 script_main, select_device, setup_threads, time_fn)
+from ultralytics.nn.Addmodules.LKA import LKA  # VAN's LKA; LKA(dim, k) takes LSKA's geometry for k
 from ultralytics.nn.Addmodules.LSKA import LSKA, LSKA_GEOMETRY, lska_geometry
 
 KERNELS = (7, 11, 23, 35, 41, 53)
 PRIME_SIZE = 16  # a pass at this size before measuring, so code pages faulted in do not count as memory
-
-
-class LKA(nn.Module):
-    """Large kernel attention (Visual Attention Network) with LSKA's geometry. x: (B, dim, H, W) -> same shape.
-
-    attn = conv1x1(dw_dilated_k1xk1(dw_k0xk0(x))); out = x * attn. All three convs carry a bias.
-    """
-
-    def __init__(self, dim: int, k_size: int = 7):
-        super().__init__()
-        k0, k1, d = lska_geometry(k_size)
-        self.conv0 = nn.Conv2d(dim, dim, k0, padding=k0 // 2, groups=dim)
-        self.conv_spatial = nn.Conv2d(dim, dim, k1, padding=(k1 // 2) * d, groups=dim, dilation=d)
-        self.conv1 = nn.Conv2d(dim, dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv1(self.conv_spatial(self.conv0(x)))
 
 
 MODULES = {"LSKA": LSKA, "LKA": LKA}
