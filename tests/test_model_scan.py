@@ -64,3 +64,23 @@ def test_every_registered_name_is_used_by_a_test():
     text = "\n".join(p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("test_*.py"))
     unused = [n for n in sorted(_REGISTRY) if n not in in_yamls and not re.search(rf"\b{re.escape(n)}\b", text)]
     assert unused == []
+
+
+def test_blocks_only_used_inside_others_build_as_rows():
+    """Bottleneck, CIB and RepVGGDW are registered but no shipped YAML has them as rows: build them as rows.
+
+    Row 16 of yolov10n reads a Concat of 192 channels and outputs 64; parameters worked out by hand.
+    """
+    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.nn.yaml_edit import insert_rows, replace_row
+
+    def conv(c1, c2, k=1, g=1):  # the tree's Conv: weights without bias + BN weight and bias
+        return c1 // g * c2 * k * k + 2 * c2
+
+    m = DetectionModel(replace_row("yolov10n.yaml", 16, "Bottleneck", [256]), verbose=False)
+    assert m.model[16].np == conv(192, 32, 3) + conv(32, 64, 3)  # c_ = 64 * 0.5
+    m = DetectionModel(replace_row("yolov10n.yaml", 16, "CIB", [256]), verbose=False)
+    assert m.model[16].np == conv(192, 192, 3, 192) + conv(192, 64) + conv(64, 64, 3, 64) + conv(64, 64) \
+        + conv(64, 64, 3, 64)
+    m = DetectionModel(insert_rows("yolov10n.yaml", "RepVGGDW", [], after=[16]), verbose=False)
+    assert m.model[17].np == conv(64, 64, 7, 64) + conv(64, 64, 3, 64)
