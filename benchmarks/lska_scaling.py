@@ -5,6 +5,7 @@ For each kernel size k (geometry (k0, k1, d) from LSKA_GEOMETRY) and each neck l
 counted by ultralytics.nn.summary.count_flops on the module alone), time (--stat of the timed passes)
 and peak memory of LSKA(dim, k) and LKA(dim, k). Time and memory: a fresh process per (module, k, level).
 It ends with least-squares fits of growth in k: LSKA's depthwise cost is linear in k, LKA's quadratic.
+The tables and fits go to benchmarks/results/lska_scaling.json (docs/11-attention-baselines.md cites them).
 
     python benchmarks/lska_scaling.py --threads 1         # ~1.5 min; 1 thread is steadier on a shared machine
     python benchmarks/lska_scaling.py --iters 50 --device cuda
@@ -25,12 +26,12 @@ import torch
 
 from benchmarks._common import (add_device_args, device_banner, markdown_table, MemoryProbe, run_isolated,
                                 script_main, select_device, setup_threads, time_fn)
+from benchmarks._results import save_results
 from ultralytics.nn.Addmodules.LKA import LKA  # VAN's LKA; LKA(dim, k) takes LSKA's geometry for k
 from ultralytics.nn.Addmodules.LSKA import LSKA, LSKA_GEOMETRY, lska_geometry
 
 KERNELS = (7, 11, 23, 35, 41, 53)
 PRIME_SIZE = 16  # a pass at this size before measuring, so code pages faulted in do not count as memory
-
 
 MODULES = {"LSKA": LSKA, "LKA": LKA}
 
@@ -169,13 +170,18 @@ def main(argv: list[str] | None = None) -> None:
     print(" ".join(notes))
     headers = ["k", "(k0, k1, d)", "LSKA params", "LKA params", "params LKA/LSKA", "LSKA GFLOPs", "LKA GFLOPs",
                "GFLOPs LKA/LSKA", "LSKA ms", "LKA ms", "ms LKA/LSKA", "LSKA peak +MB", "LKA peak +MB"]
+    figures = {}
     for level, rows in tables:
         print(f"\n#### {level}\n")
-        print(markdown_table(headers, rows))
+        figures[f"table_c{level.split()[0]}"] = markdown_table(headers, rows)
+        print(figures[f"table_c{level.split()[0]}"])
     print("\nGrowth in k:")
-    for line in growth_lines(kernels, results):
-        print(f"- {line}")
+    growth = [f"- {line}" for line in growth_lines(kernels, results)]
+    print("\n".join(growth))
+    figures["growth_md"] = "\n".join(growth)
+    figures["notes"] = " ".join(notes)
     print(f"\nTotal wall time {time.perf_counter() - t_start:.0f} s.")
+    save_results("lska_scaling", figures, {**vars(args), "device_banner": device_banner(device, args.threads)})
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 import yaml
 
-from ultralytics.nn.Addmodules import (CBAM, ECA, EMA, LKA, LSKA, PSALSKA, SE, CoordAtt, SimAM,  # step 3: import
-                                      TripletAttention)  # the added modules
+from ultralytics.nn.Addmodules import LSKA, PSALSKA  # step 3: import the added modules
+from ultralytics.nn.Addmodules import CBAM, ECA, EMA, LKA, SE, CoordAtt, SimAM, TripletAttention  # baselines
 from ultralytics.nn.modules import (C2f, CIB, PSA, SCDown, SPPF, Bottleneck, C2fCIB, Concat, Conv, RepVGGDW,
                                     v10Detect)
 from ultralytics.nn.registry import closest_names, lookup, register_module

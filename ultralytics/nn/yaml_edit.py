@@ -237,3 +237,12 @@ def main(argv: list[str]) -> int:
         replace_row(str(kv["base"]), kv["index"], str(kv["module"]), args, save=str(kv["out"]))
     print(kv["out"])
     return 0
+
+
+if __name__ == "__main__":  # python -m ultralytics.nn.yaml_edit insert base=... (what `yolo yaml` runs)
+    import sys
+
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except UserError as e:
+        sys.exit(f"ERROR: {e}")
