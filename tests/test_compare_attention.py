@@ -24,7 +24,7 @@ def test_default_points_are_the_lska_yamls():
 def test_attention_two_modules_one_epoch(tmp_path, tiny_data, capsys):
     out, project = tmp_path / "report", tmp_path / "abl"
     cmd = ["--attention", "SE", "SimAM", "--seeds", "0", "--cost-imgsz", "64", "--timed-runs", "2",
-           f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=8", "workers=0", "device=cpu", "plots=False",
+           f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=16", "workers=0", "device=cpu", "plots=False",
            "val=False", f"project={project}", "--out", str(out), "--no-plot"]
     assert main(cmd) == 0
     text = capsys.readouterr().out

@@ -26,7 +26,7 @@ def test_lska_yolov10n_acceptance():
 
 @pytest.mark.parametrize("scale", "nsmblx")
 def test_reproduces_shipped_lska_and_psalska_rows(scale):
-    """The rows equal the shipped files' at every scale (rows equal -> the same model is built)."""
+    """The rows equal the shipped files' at every scale: the same model is built (test_model_scan builds them)."""
     for made, shipped in (
         (insert_rows(f"yolov10{scale}.yaml", "LSKA", [7], after=[16, 19, 22]), f"yolov10{scale}-LSKA.yaml"),
         (replace_row(f"yolov10{scale}.yaml", 10, "PSALSKA", [1024]), f"yolov10{scale}-PSALSKA.yaml"),
@@ -34,16 +34,6 @@ def test_reproduces_shipped_lska_and_psalska_rows(scale):
         ref = yaml_model_load(shipped)
         assert made["backbone"] == ref["backbone"] and made["head"] == ref["head"]
         assert made["scales"] == ref["scales"] and made["scale"] == scale
-
-
-@pytest.mark.parametrize("scale", "s")
-def test_built_models_equal_shipped(scale):
-    """Scale s built fully (the others: equal rows above; test_model_scan builds every YAML): keys, shapes."""
-    for made, shipped in ((insert_rows(f"yolov10{scale}.yaml", "LSKA", [7], after=[16, 19, 22]),
-                           f"yolov10{scale}-LSKA.yaml"),
-                          (replace_row(f"yolov10{scale}.yaml", 10, "PSALSKA", [1024]), f"yolov10{scale}-PSALSKA.yaml")):
-        a, b = DetectionModel(made, verbose=False), DetectionModel(shipped, verbose=False)
-        assert keys_and_shapes(a) == keys_and_shapes(b)
 
 
 def test_renumbering_by_hand():
