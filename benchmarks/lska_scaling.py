@@ -7,7 +7,7 @@ and peak memory of LSKA(dim, k) and LKA(dim, k). Time and memory: a fresh proces
 It ends with least-squares fits of growth in k: LSKA's depthwise cost is linear in k, LKA's quadratic.
 The tables and fits go to benchmarks/results/lska_scaling.json (docs/11-attention-baselines.md cites them).
 
-    python benchmarks/lska_scaling.py --threads 1         # ~1.5 min; 1 thread is steadier on a shared machine
+    python benchmarks/lska_scaling.py --threads 1         # 1.5 to 7 min (machine load); 1 thread is steadier
     python benchmarks/lska_scaling.py --iters 50 --device cuda
 """
 
