@@ -5,8 +5,9 @@ For each kernel size k (geometry (k0, k1, d) from LSKA_GEOMETRY) and each neck l
 counted by ultralytics.nn.summary.count_flops on the module alone), time (--stat of the timed passes)
 and peak memory of LSKA(dim, k) and LKA(dim, k). Time and memory: a fresh process per (module, k, level).
 It ends with least-squares fits of growth in k: LSKA's depthwise cost is linear in k, LKA's quadratic.
+The tables and fits go to benchmarks/results/lska_scaling.json (docs/11-attention-baselines.md cites them).
 
-    python benchmarks/lska_scaling.py --threads 1         # ~1.5 min; 1 thread is steadier on a shared machine
+    python benchmarks/lska_scaling.py --threads 1         # 1.5 to 7 min (machine load); 1 thread is steadier
     python benchmarks/lska_scaling.py --iters 50 --device cuda
 """
 
@@ -22,32 +23,15 @@ if __name__ == "__main__" and not __package__:  # run as a script: make the repo
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from benchmarks._common import (add_device_args, device_banner, markdown_table, MemoryProbe, run_isolated,
                                 script_main, select_device, setup_threads, time_fn)
+from benchmarks._results import save_results
+from ultralytics.nn.Addmodules.LKA import LKA  # VAN's LKA; LKA(dim, k) takes LSKA's geometry for k
 from ultralytics.nn.Addmodules.LSKA import LSKA, LSKA_GEOMETRY, lska_geometry
 
 KERNELS = (7, 11, 23, 35, 41, 53)
 PRIME_SIZE = 16  # a pass at this size before measuring, so code pages faulted in do not count as memory
-
-
-class LKA(nn.Module):
-    """Large kernel attention (Visual Attention Network) with LSKA's geometry. x: (B, dim, H, W) -> same shape.
-
-    attn = conv1x1(dw_dilated_k1xk1(dw_k0xk0(x))); out = x * attn. All three convs carry a bias.
-    """
-
-    def __init__(self, dim: int, k_size: int = 7):
-        super().__init__()
-        k0, k1, d = lska_geometry(k_size)
-        self.conv0 = nn.Conv2d(dim, dim, k0, padding=k0 // 2, groups=dim)
-        self.conv_spatial = nn.Conv2d(dim, dim, k1, padding=(k1 // 2) * d, groups=dim, dilation=d)
-        self.conv1 = nn.Conv2d(dim, dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv1(self.conv_spatial(self.conv0(x)))
-
 
 MODULES = {"LSKA": LSKA, "LKA": LKA}
 
@@ -186,13 +170,18 @@ def main(argv: list[str] | None = None) -> None:
     print(" ".join(notes))
     headers = ["k", "(k0, k1, d)", "LSKA params", "LKA params", "params LKA/LSKA", "LSKA GFLOPs", "LKA GFLOPs",
                "GFLOPs LKA/LSKA", "LSKA ms", "LKA ms", "ms LKA/LSKA", "LSKA peak +MB", "LKA peak +MB"]
+    figures = {}
     for level, rows in tables:
         print(f"\n#### {level}\n")
-        print(markdown_table(headers, rows))
+        figures[f"table_c{level.split()[0]}"] = markdown_table(headers, rows)
+        print(figures[f"table_c{level.split()[0]}"])
     print("\nGrowth in k:")
-    for line in growth_lines(kernels, results):
-        print(f"- {line}")
+    growth = [f"- {line}" for line in growth_lines(kernels, results)]
+    print("\n".join(growth))
+    figures["growth_md"] = "\n".join(growth)
+    figures["notes"] = " ".join(notes)
     print(f"\nTotal wall time {time.perf_counter() - t_start:.0f} s.")
+    save_results("lska_scaling", figures, {**vars(args), "device_banner": device_banner(device, args.threads)})
 
 
 if __name__ == "__main__":

@@ -198,7 +198,8 @@ def test_pages_exist_in_order():
     assert [p.name for p in PAGES] == ["01-getting-started.md", "02-adding-a-module.md", "03-where-lska-goes.md",
                                        "04-training-settings.md", "05-validation-metrics.md", "06-comparing-runs.md",
                                        "07-loss-recipes.md", "08-is-my-module-helping.md",
-                                       "09-multi-gpu-and-speed.md", "10-your-own-data.md"]
+                                       "09-multi-gpu-and-speed.md", "10-your-own-data.md",
+                                       "11-attention-baselines.md"]
 
 
 def test_settings_page_is_generated_from_default_yaml():

@@ -3,6 +3,7 @@
     python compare.py runs/train/*                      compare every run (baseline: the first)
     python compare.py runs/train/exp runs/train/exp2 --baseline exp2 --out my_report
     python compare.py --train yolov10n.yaml yolov10n-LSKA.yaml --seeds 0 1 2 data=shapes.yaml epochs=30
+    python compare.py --attention LSKA SE CBAM --after 16,19,22 --seeds 0 1 2 data=shapes.yaml epochs=30
 
 Exit status: 0 when a comparison was made, 1 when nothing given was a usable run, 2 on a usage error.
 """
@@ -40,7 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", metavar="GLOB", default=DEFAULT_BENCH,
                    help=f"benchmark.csv files whose latency goes into report.html (default {DEFAULT_BENCH})")
     p.add_argument("--train", nargs="+", metavar="MODEL", help="model YAMLs to train with the same settings and seeds")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED", help="seeds for --train (default 0)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
+                   help="seeds for --train and --attention (default 0)")
+    p.add_argument("--attention", nargs="+", metavar="MODULE",
+                   help="attention modules to insert into --base at --after, train with the plain model and compare, "
+                        "with a cost table (e.g. LSKA SE CBAM ECA CoordAtt SimAM EMA)")
+    p.add_argument("--after", metavar="ROWS", help="--attention: rows of --base to insert after, e.g. 16,19,22 "
+                                                   "(default: where the LSKA YAML of the base's scale puts LSKA)")
+    p.add_argument("--base", default="yolov10n.yaml", help="--attention: the plain model (default yolov10n.yaml)")
+    p.add_argument("--cost-imgsz", type=int, default=640, help="--attention: image size of the cost table (640)")
+    p.add_argument("--timed-runs", type=int, default=None,
+                   help="--attention: timed passes per model for the latency (default: cfg timed_runs)")
     return p
 
 
@@ -70,7 +81,15 @@ def _main(argv: list[str]) -> int:
     settings = parse_key_value_args(setting_tokens)
     if not 0 < args.alpha < 1:
         raise UserError(f"--alpha {args.alpha} must be between 0 and 1, e.g. 0.05")
-    if args.train:
+    if args.attention:
+        if args.runs or args.train:
+            raise UserError("--attention trains and compares its own runs; drop the run paths and --train")
+        from ultralytics.compare.attention import run_attention
+
+        patterns, base = run_attention(args.attention, args.after, args.base, args.seeds or [0], settings, args.out,
+                                       args.cost_imgsz, args.timed_runs)
+        args.baseline = args.baseline or base
+    elif args.train:
         if args.runs:
             raise UserError(f"--train trains and compares its own runs; drop the run paths {' '.join(args.runs)} "
                             "(or compare them without --train)")
@@ -82,7 +101,9 @@ def _main(argv: list[str]) -> int:
             raise UserError(f"settings {' '.join(setting_tokens)} only go with --train; to compare runs give their "
                             "directories, e.g. python compare.py runs/train/*")
         if args.seeds:
-            raise UserError("--seeds goes with --train")
+            raise UserError("--seeds goes with --train or --attention")
+        if args.after:
+            raise UserError("--after goes with --attention")
         if not args.runs:
             raise UserError("give run directories or a glob to compare, e.g. python compare.py 'runs/train/*'")
         patterns = args.runs

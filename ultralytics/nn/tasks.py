@@ -18,6 +18,7 @@ import torch.nn as nn
 import yaml
 
 from ultralytics.nn.Addmodules import LSKA, PSALSKA  # step 3: import the added modules
+from ultralytics.nn.Addmodules import CBAM, ECA, EMA, LKA, SE, CoordAtt, SimAM, TripletAttention  # baselines
 from ultralytics.nn.modules import (C2f, CIB, PSA, SCDown, SPPF, Bottleneck, C2fCIB, Concat, Conv, RepVGGDW,
                                     v10Detect)
 from ultralytics.nn.registry import closest_names, lookup, register_module
@@ -33,6 +34,9 @@ MODULE_TABLE = {
     # Large Separable Kernel Attention (the blog's module): attention with parameters keeps the channels.
     LSKA: "same",
     PSALSKA: "conv",
+    # Attention baselines (docs/11-attention-baselines.md): each keeps its input channels.
+    SE: "same", CBAM: "same", ECA: "same", CoordAtt: "same", SimAM: "same", EMA: "same", LKA: "same",
+    TripletAttention: "same",
 }
 for _cls, _rule in MODULE_TABLE.items():
     register_module(_cls, _rule)
