@@ -12,6 +12,7 @@ from ultralytics.utils import UserError
 from ultralytics.utils.callbacks import EVENTS, CallbackError, Callbacks
 from ultralytics.utils.checkpoint import read_checkpoint
 
+MODEL = str(Path(__file__).parent / "faults" / "yolov10t-faults.yaml")  # a very small YOLOv10
 TINY = dict(imgsz=64, batch=4, workers=0, close_mosaic=0, device="cpu", optimizer="SGD", plots=False, seed=0,
             warmup_epochs=0, tensorboard=False)  # 16 train images: 4 batches an epoch
 
@@ -25,7 +26,7 @@ def rows(run: Path) -> list[dict]:
 def recorded_run(tiny_data, tmp_path_factory):
     """A 2-epoch run with plots and TensorBoard on and a callback on every event recording what it saw."""
     project = tmp_path_factory.mktemp("runs")
-    model = YOLO("yolov10n.yaml")
+    model = YOLO(MODEL)
     seen, at_fit_end = [], []
     for event in EVENTS:
         model.add_callback(event, lambda owner, e=event: seen.append(e))
@@ -79,7 +80,7 @@ def test_tensorboard_scalars_equal_results_csv(recorded_run):
 
 
 def test_stop_ends_after_that_epoch_with_last_pt(tiny_data, tmp_path):
-    model = YOLO("yolov10n.yaml")
+    model = YOLO(MODEL)
     ends = []
 
     def stop_first(trainer):
@@ -94,7 +95,7 @@ def test_stop_ends_after_that_epoch_with_last_pt(tiny_data, tmp_path):
 
 
 def test_raising_callback_names_event_and_callback(tiny_data, tmp_path):
-    model = YOLO("yolov10n.yaml")
+    model = YOLO(MODEL)
 
     def explode_in_second_epoch(trainer):
         if trainer.epoch == 1:
