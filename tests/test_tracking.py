@@ -73,6 +73,7 @@ def test_tensorboard_scalars_equal_results_csv(recorded_run):
             assert e.value == pytest.approx(r[k], rel=1e-5, abs=1e-9), k
     # per-batch running losses every 10 batches: 8 batches -> none; images of the run
     assert not any(t.startswith("batch/") for t in tags["scalars"])
+    assert tags["graph"] is False  # the model graph only when asked (tensorboard_graph=True, below)
     images = set(tags["images"])
     assert {"train_batch0", "train_batch1", "train_batch2", "val_batch0_pred", "PR_curve"} <= images
     im = acc.Images("PR_curve")[0]
@@ -88,10 +89,16 @@ def test_stop_ends_after_that_epoch_with_last_pt(tiny_data, tmp_path):
 
     model.add_callback("on_fit_epoch_end", stop_first)
     model.add_callback("on_train_end", lambda t: ends.append(t.epoch))
-    model.train(data=tiny_data, project=str(tmp_path), name="stop", epochs=3, **TINY)
+    model.train(data=tiny_data, project=str(tmp_path), name="stop", epochs=3,
+                **{**TINY, "tensorboard": True, "tensorboard_graph": True})
     assert [r["epoch"] for r in rows(tmp_path / "stop")] == [1.0]
     assert read_checkpoint(tmp_path / "stop" / "weights" / "last.pt")["epoch"] == 0
     assert ends == [0]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "stop"))
+    acc.Reload()
+    assert acc.Tags()["graph"] and any("Conv2d" in n.op or "conv" in n.op for n in acc.Graph().node)
 
 
 def test_raising_callback_names_event_and_callback(tiny_data, tmp_path):

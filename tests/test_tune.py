@@ -34,7 +34,8 @@ def table(study_dir: Path) -> list[dict]:
 def fitness_of(run: Path) -> float:
     """0.1 mAP50 + 0.9 mAP50-95 of the best epoch in a run's results.csv (as printed there, 6 digits)."""
     with open(run / "results.csv") as f:
-        return max(0.1 * float(r["metrics/mAP50(B)"]) + 0.9 * float(r["metrics/mAP50-95(B)"]) for r in csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    return max(0.1 * float(r["metrics/mAP50(B)"]) + 0.9 * float(r["metrics/mAP50-95(B)"]) for r in rows)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_study_files_and_best(study4):
 
 
 def test_rerun_continues_the_study_from_the_cli(study4, tiny_data, tmp_path):
-    from ultralytics.engine.tuner import main
+    from ultralytics.engine.tune_cli import main
 
     before = table(study4 / "s")
     space = tmp_path / "space.yaml"  # the same space in YAML form (YAML has no tuples)

@@ -1,7 +1,7 @@
 """Hyperparameter search on Optuna: each trial is a normal training run through the public YOLO.train.
 
 `YOLO(...).tune(data=..., epochs=..., iterations=50, space=None, storage=None, study=None, prune=True)`,
-`python tune.py ...` and `yolo tune ...` (main below) run the study `study` (default '<model>-<data>'):
+`python tune.py ...` and `yolo tune ...` (engine/tune_cli.py) run the study `study` (default '<model>-<data>'):
 - trial n trains in runs/tune/<study>/trial_<n> (all of a run's usual files) with the shared train settings and
   the values it sampled from the space (engine/tune_space.py); its objective is the fitness
   (0.1 mAP50 + 0.9 mAP50-95) of its best epoch;
@@ -23,8 +23,6 @@ import copy
 import json
 import math
 import os
-import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -80,6 +78,9 @@ def tune(model, settings: dict, iterations: int = 50, space=None, storage: str |
     pruner = optuna.pruners.MedianPruner() if prune else optuna.pruners.NopPruner()
     st = optuna.create_study(study_name=name, storage=rdb, direction="maximize", load_if_exists=True, pruner=pruner)
     _check_same_space(st, dists, url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(st)  # trials of dead processes: failed, before they are counted
     others = sum(t.state == optuna.trial.TrialState.RUNNING for t in st.trials)  # trials of live processes
     seed = args.seed + 1000003 * len(st.trials) + (os.getpid() if others else 0)  # resumed: new samples
     st.sampler = optuna.samplers.TPESampler(seed=seed)
@@ -148,7 +149,9 @@ class PruningReport:
         self.trial, self.prune = trial, prune
 
     def __call__(self, trainer) -> None:
-        epoch, fitness = trainer.epoch + 1, float(trainer.fitness or 0.0)
+        if trainer.metrics is None:  # val=False: this epoch was not validated, there is nothing to report
+            return
+        epoch, fitness = trainer.epoch + 1, float(trainer.fitness)
         self.trial.report(fitness, step=epoch)
         if self.prune and epoch < trainer.epochs and self.trial.should_prune():  # the last epoch saves nothing
             self.trial.set_user_attr("pruned_after_epoch", epoch)
@@ -179,11 +182,14 @@ def _suggest(trial, name: str, dist):
 def _check_same_space(st, dists: dict, url: str) -> None:
     """A study continues with the space it began with (its trials' values are only comparable under it)."""
     for t in st.trials:
-        for k, d in t.distributions.items():
-            if k not in dists or dists[k] != d:
-                raise UserError(f"study '{st.study_name}' in {url} was run with {k} ~ {d}, which the space given "
-                                f"now {'lacks' if k not in dists else f'samples as {dists[k]}'}; give the same "
-                                "space to continue it, or a new study name (study=...)")
+        for k in set(t.distributions) | set(dists):
+            d = t.distributions.get(k)
+            if d is not None and dists.get(k) == d:
+                continue
+            was = f"with {k} ~ {d}" if d is not None else f"without {k}"
+            now = f"samples it as {dists[k]}" if k in dists else "lacks it"
+            raise UserError(f"study '{st.study_name}' in {url} was run {was}; the space given now {now}. Give the "
+                            "same space to continue it, or a new study name (study=...)")
 
 
 def _fixed_optimizer(args, dists: dict) -> str | None:
@@ -218,26 +224,3 @@ def _ddp_trial(model) -> None:
     m = trial_model(model)
     m.add_callback("on_fit_epoch_end", PruningReport(trial, bool(spec["prune"])))
     m.train(**trial.user_attrs["overrides"])
-
-
-TUNE_ARGS = ("iterations", "space", "storage", "study", "prune")
-
-
-def main(argv: list[str]) -> object:
-    """`yolo tune model=yolov10n-LSKA.yaml data=shapes.yaml epochs=10 iterations=30 [space=space.yaml] ...`:
-    the tune arguments (iterations, space, storage, study, prune) and any train settings, as key=value."""
-    from ultralytics import YOLO
-    from ultralytics.cfg import parse_key_value_args
-
-    kw = parse_key_value_args(argv)
-    import_optuna()
-    model = YOLO(kw.pop("model", None) or "yolov10n.yaml")
-    t0 = time.time()
-    st = model.tune(**kw)
-    if st is not None:
-        LOGGER.info(f"{colorstr('tune:')} done in {time.time() - t0:.0f}s")
-    return st
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

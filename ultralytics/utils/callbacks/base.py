@@ -20,7 +20,7 @@ EVENTS = (
     "on_train_start",  # trainer: just before the epoch loop
     "on_train_epoch_start",  # trainer: each epoch, before its first batch
     "on_train_batch_start",  # trainer: each batch, before the forward
-    "on_train_batch_end",  # trainer: each batch, after the backward (and the optimizer step when due)
+    "on_train_batch_end",  # trainer: each batch, after the backward and optimizer step (not a skipped NaN batch)
     "on_train_epoch_end",  # trainer: each epoch, after its last batch, before validation
     "on_model_save",  # trainer (rank 0): last.pt (and best.pt) and the results.csv row were written
     "on_fit_epoch_end",  # trainer (rank 0): the epoch is validated, saved and logged; trainer.stop may be set

@@ -86,8 +86,9 @@ class TensorBoardLogger:
         imgsz = trainer.args.imgsz
         im = torch.zeros(1, 3, imgsz, imgsz, device=next(model.parameters()).device)
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
+                model(im)  # once first: the head caches its anchors, so the traced calls all take one path
                 self.writer.add_graph(model, im)
         except Exception as e:  # a graph is a nicety: never stop a run for it
             LOGGER.warning(f"WARNING ⚠️ TensorBoard: the model graph could not be traced ({type(e).__name__}: {e})")
