@@ -31,7 +31,7 @@ from ultralytics.utils import LOGGER, UserError, colorstr
 TRIAL_ENV = "YOLO_TUNE_TRIAL"  # set around a DDP trial's training: {"storage", "study", "trial_id", "prune"}
 HEARTBEAT_S = 30  # a running trial writes a heartbeat to the storage this often (seconds)
 GRACE_S = 120  # a running trial whose heartbeat is older than this is marked failed: its process died
-FIXED_BY_TUNE = ("project", "name", "exist_ok", "resume")  # tune sets these for every trial
+FIXED_BY_TUNE = ("name", "exist_ok", "resume")  # tune sets these for every trial (project is the parent folder)
 INSTALL = "pip install optuna (or pip install -r requirements-optional.txt)"
 
 
@@ -57,7 +57,7 @@ def tune(model, settings: dict, iterations: int = 50, space=None, storage: str |
     from ultralytics.engine.tune_space import load_space
 
     settings = dict(settings)
-    fixed = [k for k in FIXED_BY_TUNE[1:] if k in settings]
+    fixed = [k for k in FIXED_BY_TUNE if k in settings]
     if fixed:
         raise UserError(f"tune sets {', '.join(fixed)} itself (trials go to <project>/<study>/trial_<n>); "
                         "name the study with study=... and continue it by running the same command again")
@@ -71,9 +71,10 @@ def tune(model, settings: dict, iterations: int = 50, space=None, storage: str |
     study_dir = Path(args.project or "runs/tune") / name
     optimizer = _fixed_optimizer(args, dists)
     study_dir.mkdir(parents=True, exist_ok=True)
-    url = storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    url = str(storage or study_dir / "study.db")
+    url = url if "://" in url else f"sqlite:///{Path(url).resolve()}"  # a plain path is an SQLite file
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # optuna marks heartbeats so
         rdb = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
     pruner = optuna.pruners.MedianPruner() if prune else optuna.pruners.NopPruner()
     st = optuna.create_study(study_name=name, storage=rdb, direction="maximize", load_if_exists=True, pruner=pruner)

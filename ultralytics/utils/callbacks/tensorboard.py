@@ -36,8 +36,7 @@ class TensorBoardLogger:
                            f"files are written: {INSTALL} (or tensorboard=False to silence this)")
             return None
         logger = cls(SummaryWriter, graph)
-        for event in ("on_train_start", "on_train_batch_end", "on_fit_epoch_end",
-                      "on_train_end"):
+        for event in ("on_train_start", "on_train_batch_end", "on_fit_epoch_end", "on_train_end"):
             callbacks.add(event, getattr(logger, event))
         return logger
 
