@@ -22,7 +22,7 @@ optuna = pytest.importorskip("optuna")
 
 MODEL = str(Path(__file__).parent / "faults" / "yolov10t-faults.yaml")  # a very small YOLOv10
 SPACE = {"lr0": (1e-4, 1e-2), "box": (3.0, 9.0)}
-BASE = dict(imgsz=64, batch=8, workers=0, device="cpu", plots=False, warmup_epochs=0, close_mosaic=0,
+BASE = dict(imgsz=64, batch=16, workers=0, device="cpu", plots=False, warmup_epochs=0, close_mosaic=0,
             tensorboard=False)
 
 
