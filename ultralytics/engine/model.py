@@ -8,6 +8,7 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.nn.transfer import transfer_weights
 from ultralytics.nn.weights import load_model, save_model
 from ultralytics.utils import LOGGER, UserError
+from ultralytics.utils.callbacks import Callbacks
 
 
 class YOLO:
@@ -23,6 +24,7 @@ class YOLO:
         self.ckpt: dict | None = None
         self.ckpt_path: str | None = None
         self.metrics = None
+        self.callbacks = Callbacks()  # run by every train, val and predict of this object
         model = str(model)
         suffix = Path(model).suffix.lower()
         if suffix in (".yaml", ".yml"):
@@ -89,6 +91,19 @@ class YOLO:
         self._needs_pytorch("save()")
         return save_model(self.model, path)
 
+    # --- callbacks --------------------------------------------------------------------------------
+    def add_callback(self, event: str, fn, all_ranks: bool = False) -> None:
+        """Call fn(trainer / validator / predictor) at `event` (e.g. 'on_fit_epoch_end'; see utils/callbacks).
+
+        Under DDP it runs on rank 0 only unless all_ranks=True. A callback may set trainer.stop = True to end
+        training after the current epoch; one that raises stops the run (last.pt keeps the last finished epoch).
+        """
+        self.callbacks.add(event, fn, all_ranks=all_ranks)
+
+    def clear_callback(self, event: str | None = None) -> None:
+        """Remove the callbacks added for `event` (for every event when None)."""
+        self.callbacks.clear(event)
+
     # --- modes ------------------------------------------------------------------------------------
     def train(self, **kwargs):
         """Train with cfg/default.yaml <- kwargs; returns the final validation metrics."""
@@ -100,7 +115,7 @@ class YOLO:
                 raise UserError("resume=True needs a model loaded from a checkpoint, e.g. "
                                 "YOLO('runs/train/exp/weights/last.pt').train(resume=True)")
             kwargs["resume"] = self.ckpt_path
-        trainer = DetectionTrainer(overrides={"model": self.cfg, **kwargs}, model=self.model)
+        trainer = DetectionTrainer(overrides={"model": self.cfg, **kwargs}, model=self.model, callbacks=self.callbacks)
         trainer.train()
         self.model = trainer.best_model() or self.model
         self.metrics = trainer.metrics
@@ -119,7 +134,7 @@ class YOLO:
         train_args = train_args if isinstance(train_args, dict) else vars(train_args)
         inherited = {k: train_args[k] for k in ("data", "imgsz", "single_cls") if train_args.get(k) is not None}
         self._check_exported(kwargs)
-        validator = DetectionValidator(overrides={**inherited, **kwargs})
+        validator = DetectionValidator(overrides={**inherited, **kwargs}, callbacks=self.callbacks)
         self.metrics = validator(model=self.model)
         return self.metrics
 
@@ -139,9 +154,26 @@ class YOLO:
         self._check_exported(kwargs)
         if self.exported and "imgsz" not in kwargs:
             kwargs["imgsz"] = self.model.imgsz  # the size it was exported at
-        return DetectionPredictor(overrides=kwargs)(source=source, model=self.model, stream=stream)
+        return DetectionPredictor(overrides=kwargs, callbacks=self.callbacks)(source=source, model=self.model,
+                                                                            stream=stream)
 
     __call__ = predict
+
+    def tune(self, data=None, epochs: int | None = None, iterations: int = 50, space=None, storage: str | None = None,
+             study: str | None = None, prune: bool = True, **kwargs):
+        """Search hyperparameters with Optuna: each trial a run of self.train in runs/tune/<study>/trial_<n>.
+
+        Returns the optuna Study; best_hyperparameters.yaml, tune_results.csv and plots land in runs/tune/<study>
+        (see engine/tuner.py and docs/12). kwargs are train settings shared by every trial.
+        """
+        from ultralytics.engine.tuner import tune
+
+        self._needs_pytorch("tune()")
+        if data is not None:
+            kwargs["data"] = data
+        if epochs is not None:
+            kwargs["epochs"] = epochs
+        return tune(self, kwargs, iterations=iterations, space=space, storage=storage, study=study, prune=prune)
 
     def export(self, **kwargs) -> str:
         """Write the fused model as ONNX or TorchScript; returns the file's path (see engine/exporter.py).

@@ -5,6 +5,8 @@ Task specifics (datasets, model, criterion, validator, plots) live in the subcla
 A step is `loss, items = criterion(model(img), batch)`: the forward runs through whatever wraps the model
 (DDP, torch.compile); the criterion stays eager. Every file write, log line and validation happens on
 rank 0; data order and augmentation derive from (seed, epoch); decisions that end the loop are broadcast.
+
+Extension point: callbacks (utils/callbacks), fired at the named events; a callback may set `trainer.stop`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ultralytics.cfg import get_cfg
 from ultralytics.engine.results_log import ResultsLog
 from ultralytics.utils import LOGGER, RANK, UserError, colorstr
 from ultralytics.utils import dist
+from ultralytics.utils.callbacks import CallbackError, Callbacks, add_integration_callbacks
 from ultralytics.utils.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
 from ultralytics.utils.files import atomic_torch_save, atomic_write_text, increment_path
 from ultralytics.utils.torch_utils import (EarlyStopping, ModelEMA, autocast, build_optimizer, de_parallel,
@@ -37,7 +40,7 @@ MAX_BAD_STEPS = 20  # consecutive non-finite losses before the run is stopped
 class BaseTrainer:
     """Train a model with the merged settings (cfg/default.yaml <- overrides)."""
 
-    def __init__(self, overrides: dict | None = None, model=None):
+    def __init__(self, overrides: dict | None = None, model=None, callbacks: Callbacks | None = None):
         overrides = dict(overrides or {})
         self.resume_ckpt = None
         if overrides.get("resume"):
@@ -90,6 +93,14 @@ class BaseTrainer:
         self.bad_steps = 0
         self.bad_grad_steps = 0
         self.saved_epoch = None  # the epoch that last.pt holds (0-based), None before the first save
+        self.stop = False  # a callback sets it to end the run after the current epoch
+        self.tloss = None  # mean (box, cls, dfl) train loss of the epoch so far
+        self.callbacks = callbacks.copy() if callbacks is not None else Callbacks()
+        if not self.launch:
+            add_integration_callbacks(self)
+
+    def run_callbacks(self, event: str) -> None:
+        self.callbacks.run(event, self)
 
     # --- resume -----------------------------------------------------------------------------------
     def _resume_overrides(self, overrides: dict) -> dict:
@@ -220,6 +231,8 @@ class BaseTrainer:
             return
         try:
             self._train()
+        except CallbackError as e:
+            raise CallbackError(f"{e}. {self._last_note()}") from e.__cause__
         except KeyboardInterrupt:
             if self.rank in (-1, 0):
                 LOGGER.warning(f"\nWARNING: training interrupted (KeyboardInterrupt) in epoch "
@@ -268,6 +281,7 @@ class BaseTrainer:
 
     # --- the loop ---------------------------------------------------------------------------------
     def _train(self) -> None:
+        self.run_callbacks("on_pretrain_routine_start")
         self.setup()  # subclass: data, model (DDP-wrapped under torchrun), criterion, loaders, validator
         self._setup_optimization()
         if self.resume_ckpt is not None:
@@ -278,6 +292,7 @@ class BaseTrainer:
         nw = max(round(self.args.warmup_epochs * nb), 100) if self.args.warmup_epochs > 0 else -1
         last_opt_step = self.start_epoch * nb - 1
         self.optimizer.zero_grad(set_to_none=True)
+        self.run_callbacks("on_pretrain_routine_end")
         if self.world_size > 1:
             LOGGER.info(f"DDP: world size {self.world_size}, backend {self.backend}, {self.batch_size} images per "
                         "process")
@@ -288,6 +303,7 @@ class BaseTrainer:
         main = self.rank in (-1, 0)
         t_start, t_before = time.time(), self.results.elapsed()  # a resumed run adds to the earlier time
         epoch = self.start_epoch
+        self.run_callbacks("on_train_start")
         for epoch in range(self.start_epoch, self.epochs):
             t_epoch = time.time()
             self.epoch = epoch
@@ -300,13 +316,15 @@ class BaseTrainer:
             elif self.args.close_mosaic and epoch > self.epochs - self.args.close_mosaic:
                 self.train_loader.dataset.close_mosaic()  # resumed after the switch: keep it closed
             self.train_loader.set_epoch(epoch)
-            tloss = torch.zeros(3, device=self.device)
+            self.tloss = tloss = torch.zeros(3, device=self.device)
+            self.run_callbacks("on_train_epoch_start")
             LOGGER.info(("\n" + "%11s" * 7) % ("Epoch", "GPU_mem", "box_loss", "cls_loss", "dfl_loss",
                                                 "Instances", "Size"))
             pbar = tqdm(enumerate(self.train_loader), total=nb, bar_format="{l_bar}{bar:10}{r_bar}", disable=not main)
             n_good, synced = 0, True
             for i, batch in pbar:
                 ni = i + nb * epoch
+                self.run_callbacks("on_train_batch_start")
                 if ni <= nw:
                     self._warmup(ni, nw, epoch)
                 batch = self.preprocess_batch(batch)
@@ -336,7 +354,7 @@ class BaseTrainer:
                     self.optimizer_step()
                     last_opt_step = ni
                 n_good += 1
-                tloss = (tloss * (n_good - 1) + items) / n_good
+                self.tloss = tloss = (tloss * (n_good - 1) + items) / n_good
                 if main:
                     mem = f"{torch.cuda.memory_reserved() / 1e9 if torch.cuda.is_available() else 0:.3g}G"
                     pbar.set_description(("%11s" * 2 + "%11.4g" * 5) % (
@@ -344,14 +362,16 @@ class BaseTrainer:
                         batch["img"].shape[-1]))
                     if self.args.plots and epoch == 0 and i < 3:
                         self.plot_training_samples(batch, i)
+                self.run_callbacks("on_train_batch_end")
             pbar.close()
             if last_opt_step < nb * (epoch + 1) - 1 and n_good:
                 if self.world_size > 1 and not synced:
                     dist.average_gradients(self.model.parameters())  # the skipped last micro-batch did not sync
                 self.optimizer_step()  # no gradients carried into the next epoch: a resumed run sees the same
                 last_opt_step = nb * (epoch + 1) - 1
-            tloss = dist.mean_over_ranks(tloss)  # the row shows the loss over all ranks' images
+            self.tloss = tloss = dist.mean_over_ranks(tloss)  # the row shows the loss over all ranks' images
             lr = {f"lr/pg{j}": g["lr"] for j, g in enumerate(self.optimizer.param_groups)}
+            self.run_callbacks("on_train_epoch_end")
             self.scheduler.step()
             stop = False
             if main:
@@ -360,10 +380,11 @@ class BaseTrainer:
             if dist.broadcast_flag(stop, self.device):  # rank 0 decides; the others wait here while it validates
                 break
         self.final_eval(epoch, time.time() - t_start)
+        self.run_callbacks("on_train_end")
 
     def _end_epoch(self, epoch: int, tloss: torch.Tensor, lr: dict, t_start: float, t_before: float) -> bool:
         """Rank 0: validate, save last/best, append the results row, plot; return True to stop the run."""
-        final_epoch = epoch + 1 >= self.epochs or self.stopper.possible_stop
+        final_epoch = epoch + 1 >= self.epochs or self.stopper.possible_stop or self.stop
         if self.args.val or final_epoch:
             self.metrics, val_loss = self.validate()
         else:
@@ -381,9 +402,14 @@ class BaseTrainer:
         if self.args.save:  # save=False: results.csv only, no checkpoints
             self.save_model(epoch, improved, row)  # the checkpoint first, then the results row
         self.results.append(row)
+        if self.args.save:
+            self.run_callbacks("on_model_save")
         if self.args.plots:
             self.plot_metrics()
-        return stop
+        self.run_callbacks("on_fit_epoch_end")
+        if self.stop and epoch + 1 < self.epochs:
+            LOGGER.info(f"Stopping after epoch {epoch + 1}: a callback set trainer.stop")
+        return stop or self.stop
 
     def _bad_step(self, epoch: int, i: int) -> None:
         """A non-finite loss: skip the step; stop the run after MAX_BAD_STEPS in a row."""

@@ -234,6 +234,12 @@ def lr_lambda(cos_lr: bool, lrf: float, epochs: int) -> Callable[[float], float]
     return lambda x: max(1 - x / epochs, 0) * (1.0 - lrf) + lrf
 
 
+def auto_optimizer(iterations: float, nc: int) -> tuple[str, float, float]:
+    """(name, lr, momentum) that optimizer='auto' picks: SGD lr=0.01 for long runs (> 10000 iterations), else
+    AdamW with an lr that suits short runs, smaller for many classes."""
+    return ("SGD", 0.01, 0.9) if iterations > 10000 else ("AdamW", round(0.002 * 5 / (4 + nc), 6), 0.9)
+
+
 def build_optimizer(model: nn.Module, name: str = "auto", lr: float = 0.001, momentum: float = 0.9,
                     decay: float = 1e-5, iterations: float = 1e5, nc: int = 80) -> torch.optim.Optimizer:
     """Build an optimizer with three named groups, in order: 0 'decay' conv/linear weights (weight_decay=decay),
@@ -258,8 +264,7 @@ def build_optimizer(model: nn.Module, name: str = "auto", lr: float = 0.001, mom
     if choice is None:
         raise UserError(f"optimizer={name!r} is not supported; choose one of {', '.join(OPTIMIZERS)} or auto")
     if choice == "auto":
-        fit_lr = round(0.002 * 5 / (4 + nc), 6)  # AdamW lr that suits short runs, smaller for many classes
-        choice, lr, momentum = ("SGD", 0.01, 0.9) if iterations > 10000 else ("AdamW", fit_lr, 0.9)
+        choice, lr, momentum = auto_optimizer(iterations, nc)
         LOGGER.info(f"{colorstr('optimizer:')} 'optimizer=auto' chose {choice}(lr={lr}, momentum={momentum}) "
                     f"for {int(iterations)} iterations; set optimizer, lr0 and momentum to choose yourself")
     param_groups = [{"params": groups["decay"], "weight_decay": decay, "name": "decay"},

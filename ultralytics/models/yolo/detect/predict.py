@@ -37,14 +37,16 @@ class DetectionPredictor:
     are skipped with a warning and the rest are predicted.
     """
 
-    def __init__(self, overrides: dict | None = None):
+    def __init__(self, overrides: dict | None = None, callbacks=None):
         from ultralytics.cfg import get_cfg
+        from ultralytics.utils.callbacks import Callbacks
 
         overrides = dict(overrides or {})
         self.explicit_save = "save" in overrides
         self.args = get_cfg(overrides={"mode": "predict", **overrides})
         self.save_dir: Path | None = None
         self.device = None
+        self.callbacks = callbacks if callbacks is not None else Callbacks()  # on_predict_start / on_predict_end
 
     # --- setup ------------------------------------------------------------------------------------
     def setup_model(self, model, n_images: int):
@@ -102,6 +104,7 @@ class DetectionPredictor:
             bs = 1  # a live camera: each frame's result at once, not after a batch of frames
         self._writers: dict[str, object] = {}  # video path -> cv2.VideoWriter of its annotated frames
         dt, shape, n, seen = np.zeros(3), None, len(images), 0
+        self.callbacks.run("on_predict_start", self)
         try:
             for chunk in _chunks(images, bs):
                 names, ims = [c.name for c in chunk], [c.image for c in chunk]
@@ -126,6 +129,7 @@ class DetectionPredictor:
         finally:
             for w in self._writers.values():
                 w.release()
+        self.callbacks.run("on_predict_end", self)
         if args.verbose and seen:
             s = dt / seen
             LOGGER.info(f"Speed: {s[0]:.1f}ms preprocess, {s[1]:.1f}ms inference, {s[2]:.1f}ms postprocess per "

@@ -27,10 +27,11 @@ class DetectionTrainer(BaseTrainer):
 
     model: a DetectionModel whose weights should be the starting point (e.g. after YOLO(...).load(...)),
     or None to start from the initialisation of args.model (seeded, so runs are reproducible).
+    callbacks: a Callbacks registry (copied) whose functions run at the trainer's and validator's events.
     """
 
-    def __init__(self, overrides: dict | None = None, model: DetectionModel | None = None):
-        super().__init__(overrides, model)
+    def __init__(self, overrides: dict | None = None, model: DetectionModel | None = None, callbacks=None):
+        super().__init__(overrides, model, callbacks)
 
     # --- setup ------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -67,7 +68,8 @@ class DetectionTrainer(BaseTrainer):
             val_set = build_yolo_dataset(args, val_split, self.batch_size * 2, self.data, "val", rect=True,
                                          stride=stride)
             self.test_loader = build_dataloader(val_set, self.batch_size * 2, args.workers, shuffle=False, rank=-1)
-            self.validator = DetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy.copy(args))
+            self.validator = DetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy.copy(args),
+                                                callbacks=self.callbacks)
             if args.plots and self.resume_ckpt is None:
                 self.plot_training_labels(train_set)
 
@@ -138,7 +140,8 @@ class DetectionTrainer(BaseTrainer):
             return
         model, _ = load_model(self.best)
         LOGGER.info(f"\nValidating {self.best}...")
-        validator = DetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy.copy(self.args))
+        validator = DetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy.copy(self.args),
+                                       callbacks=self.callbacks)
         validator.data, validator.device = self.data, self.device
         self.metrics = validator(model=model.to(self.device))
         self.write_best_metrics(validator)

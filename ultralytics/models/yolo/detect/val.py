@@ -36,8 +36,10 @@ class DetectionValidator:
     During training `self.loss` accumulates the (box, cls, dfl) validation losses over the batches.
     """
 
-    def __init__(self, dataloader=None, save_dir: Path | None = None, args=None, overrides: dict | None = None):
+    def __init__(self, dataloader=None, save_dir: Path | None = None, args=None, overrides: dict | None = None,
+                 callbacks=None):
         from ultralytics.cfg import get_cfg
+        from ultralytics.utils.callbacks import Callbacks
 
         self.args = args if args is not None else get_cfg(overrides={"mode": "val", **(overrides or {})})
         self.dataloader = dataloader
@@ -48,6 +50,7 @@ class DetectionValidator:
         self.data = None
         self.device = None
         self.dataloader_wait = 0.0  # ms per image spent waiting for the loader (last run)
+        self.callbacks = callbacks if callbacks is not None else Callbacks()  # on_val_start / on_val_end
 
     # --- setup ------------------------------------------------------------------------------------
     def _where(self) -> str:
@@ -151,6 +154,7 @@ class DetectionValidator:
         model = model.half() if half else model.float()
         model.eval()
         self.init_metrics()
+        self.callbacks.run("on_val_start", self)
         if not self.training:
             LOGGER.info(f"Scoring the {self.head_description()}")
         plots = bool(self.args.plots) and not self.training
@@ -192,6 +196,7 @@ class DetectionValidator:
         if head_state is not None:
             model.model[-1].nms, model.model[-1].max_det = head_state
         model.float()
+        self.callbacks.run("on_val_end", self)
         return self.metrics
 
     def init_metrics(self) -> None:
