@@ -174,16 +174,25 @@ def seed_worker(worker_id: int) -> None:
     cv2.setNumThreads(0)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: taskset, cgroups cpusets), not all of the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def build_dataloader(dataset, batch: int, workers: int, shuffle: bool = True, rank: int = -1,
                      seed: int = 0, world_size: int = 1) -> InfiniteDataLoader:
     """Loader over `dataset` (batch = images per process): workers clipped to the CPUs per process and to
-    batch; a DistributedEpochSampler when rank != -1. Workers live across epochs; pinned memory on CUDA."""
+    batch; a DistributedEpochSampler when rank != -1. Workers live across epochs; pinned memory on CUDA (the
+    trainer's copy to the device is non_blocking)."""
     if getattr(dataset, "rect", False) and shuffle:
         LOGGER.warning("WARNING ⚠️ rect batches cannot be shuffled; shuffle=False")
         shuffle = False
     batch = max(1, min(int(batch), len(dataset)))
     nd = max(torch.cuda.device_count(), int(world_size), 1)  # processes sharing this machine's CPUs
-    nw = max(0, min((os.cpu_count() or 1) // nd, int(workers), batch if batch > 1 else 0))
+    nw = max(0, min(usable_cpus() // nd, int(workers), batch if batch > 1 else 0))
     if rank == -1:
         sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed)
     else:

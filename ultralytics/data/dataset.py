@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ultralytics.data.augment import build_transforms
 from ultralytics.data.cache import scan_labels
-from ultralytics.data.image_io import imread
+from ultralytics.data.image_io import imread, reduce_factor
 from ultralytics.data.utils import get_img_files, img2label_paths
 from ultralytics.utils import LOGGER, NUM_THREADS, UserError
 
@@ -45,6 +45,8 @@ class YOLODataset(Dataset):
     'ratio_pad': ((rh, rw), (pad_w, pad_h))}. Augmentation randomness is drawn from a generator seeded
     with (seed, epoch, i) only, so a sample is the same whichever worker makes it and whenever.
     """
+
+    fast_decode = True  # JPEGs >= 2x larger than imgsz are decoded at 1/2, 1/4 or 1/8 scale (then resized)
 
     def __init__(self, img_path, imgsz: int = 640, augment: bool = True, hyp=None, rect: bool = False,
                  batch_size: int = 16, stride: int = 32, pad: float = 0.0, single_cls: bool = False,
@@ -179,14 +181,17 @@ class YOLODataset(Dataset):
                 im = np.load(self._npy_path(self.im_files[i]), allow_pickle=False)
             except (OSError, ValueError):
                 im = None
-        if im is None:
-            im = imread(self.im_files[i])
-        h0, w0 = im.shape[:2]
+        f = 1
+        if im is None:  # at reduced scale when the resize below shrinks by >= 2 (sizes from the label cache)
+            f = reduce_factor(self._ori_shape(i), self.imgsz) if self.fast_decode else 1
+            im = imread(self.im_files[i], f)
+        h0, w0 = self._ori_shape(i) if f > 1 else im.shape[:2]
         r = self.imgsz / max(h0, w0)
         if r != 1:
             w, h = min(math.ceil(w0 * r), self.imgsz), min(math.ceil(h0 * r), self.imgsz)
             interp = cv2.INTER_LINEAR if (self.augment or r > 1) else cv2.INTER_AREA
-            im = cv2.resize(im, (w, h), interpolation=interp)
+            if im.shape[:2] != (h, w):
+                im = cv2.resize(im, (w, h), interpolation=interp)
         return im, (h0, w0), im.shape[:2]
 
     def _ori_shape(self, i: int) -> tuple[int, int]:
