@@ -106,8 +106,10 @@ def worker(cfg: dict) -> dict:
             "cache_mb": cache_mb}
 
 
-def run_one(cfg: dict) -> dict:
-    """Run worker(cfg) in a fresh Python process (cwd: the measured tree) and return its result."""
+def run_one(cfg: dict, in_process: bool = False) -> dict:
+    """Run worker(cfg) in a fresh Python process (cwd: the measured tree), or here, and return its result."""
+    if in_process:
+        return worker(cfg)
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)],
                          capture_output=True, text=True, env=env, cwd=cfg["root"])
@@ -147,7 +149,7 @@ def summarise(rows: list[dict], trees: list[str]) -> tuple[list[list], dict]:
     return table, figures
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", nargs="+", default=["big"], help="'big' (generated 1920x1080 JPEGs) or data YAMLs")
     ap.add_argument("--big-images", type=int, default=128, help="images in the generated set")
@@ -162,8 +164,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="rounds over all configurations and trees")
     ap.add_argument("--csv", default=str(ROOT / "runs" / "loader_speed.csv"), help="CSV of every run")
     ap.add_argument("--save", action="store_true", help="write benchmarks/results/loader_speed.json")
+    ap.add_argument("--in-process", action="store_true", help="measure in this process (this tree only; tests)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.worker:
         print("RESULT " + json.dumps(worker(json.loads(a.worker))), flush=True)
         return
@@ -171,6 +174,8 @@ def main() -> None:
     names = a.names or [Path(r).name for r in roots]
     if len(names) != len(roots):
         sys.exit("loader_speed.py: error: give one --names entry per --roots entry")
+    if a.in_process and roots != [str(ROOT)]:
+        sys.exit("loader_speed.py: error: --in-process measures this tree only (no --roots)")
     datas = {d: str(make_big_dataset(a.big_images)) if d == "big" else d for d in a.data}
     rows = []
     print(f"Loader speed: imgsz {a.imgsz}, batch {a.batch}, {a.workers} workers, "
@@ -182,7 +187,7 @@ def main() -> None:
                     for root, name in zip(roots, names):
                         cfg = dict(root=root, data=path, imgsz=a.imgsz, batch=a.batch, workers=a.workers,
                                    mosaic=m, cache="" if c == "none" else c, images=a.images)
-                        r = run_one(cfg)
+                        r = run_one(cfg, a.in_process)
                         rows.append({"data": Path(d).stem, "mosaic": m, "cache": c, "tree": name, "round": k, **r})
                         print(f"round {k} {d} mosaic={m} cache={c} {name}: cold {r['cold_img_s']:.1f} img/s, "
                               f"warm {r['warm_img_s']:.1f} img/s", flush=True)

@@ -4,7 +4,7 @@ cache='ram' (identical batches), the worker count from the CPU affinity, and the
 from __future__ import annotations
 
 import csv
-import subprocess
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -136,13 +136,111 @@ def test_usable_cpus_follows_affinity(monkeypatch):
     assert usable_cpus() == 3
 
 
-def test_loader_benchmark_writes_csv(tiny_data, tmp_path):
+def test_loader_benchmark_writes_csv(tiny_data, tmp_path, capsys):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import loader_speed
+
     out = tmp_path / "speed.csv"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "loader_speed.py"), "--data", tiny_data, "--images", "4",
-           "--batch", "4", "--workers", "0", "--imgsz", "64", "--csv", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    loader_speed.main(["--data", tiny_data, "--images", "4", "--batch", "4", "--workers", "0", "--imgsz", "64",
+                       "--cache", "none", "ram", "--csv", str(out), "--in-process"])
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 1 and rows[0]["images"] == "4" and rows[0]["cache"] == "none"
-    assert float(rows[0]["warm_img_s"]) > 0 and float(rows[0]["cold_img_s"]) > 0
-    assert "| warm img/s |" in proc.stdout.replace("  ", " ") or "warm img/s" in proc.stdout
+    assert [(r["data"], r["cache"], r["images"]) for r in rows] == [("tiny", "none", "4"), ("tiny", "ram", "4")]
+    assert all(float(r["warm_img_s"]) > 0 and float(r["cold_img_s"]) > 0 for r in rows)
+    # cached images stored resized (long side 64), uint8: at most 4 x 64 x 64 x 3 bytes
+    assert float(rows[0]["cache_mb"]) == 0 and 0.5 * 4 * 64 * 64 * 3 / 2**20 < float(rows[1]["cache_mb"]) <= 4 * 64 * 64 * 3 / 2**20
+    text = capsys.readouterr().out
+    assert "| data | mosaic | cache | tree | cold img/s | warm img/s | cache MB | ratio |" in re.sub(" +", " ", text)
+
+
+# ------------------------------------------------------------------ augment_device: batched affine, HSV and flips
+@pytest.mark.parametrize("mosaic,perspective", [(1.0, 0.0), (0.5, 0.0), (0.0, 0.0), (1.0, 0.0005)])
+def test_batch_augment_matches_per_image_path(speed_data, mosaic, perspective):
+    """Same (seed, epoch, index) draws: the batched tensor path keeps the same boxes (float32 rounding) and
+    classes, and images within TOL_BATCH grey levels of the per-image OpenCV path (measured: about 0.1-0.3)."""
+    from ultralytics.data.batch_augment import BatchAugment
+
+    per_image = build_yolo_dataset(_cfg(mosaic=mosaic, perspective=perspective), speed_data["train"], 5, speed_data)
+    deferred = build_yolo_dataset(_cfg(mosaic=mosaic, perspective=perspective, augment_device="cpu"),
+                                  speed_data["train"], 5, speed_data)
+    for epoch in range(2):
+        keys = [(epoch, i) for i in range(len(per_image))]
+        a = per_image.collate_fn(per_image.__getitems__(keys))
+        b = deferred.collate_fn(deferred.__getitems__(keys))
+        side = 2 * IMGSZ if mosaic > 0 else IMGSZ
+        assert b["img"].shape == (5, 3, side, side) and b["aug_params"].shape == (5, 15)
+        b = BatchAugment(IMGSZ, "cpu")(b)
+        assert b["img"].dtype == torch.uint8 and b["img"].shape == a["img"].shape == (5, 3, IMGSZ, IMGSZ)
+        assert torch.equal(a["cls"], b["cls"]) and torch.equal(a["batch_idx"], b["batch_idx"])
+        assert len(a["bboxes"]) > 0 and torch.allclose(a["bboxes"], b["bboxes"], atol=1e-6, rtol=0)
+        for x, y in zip(a["img"], b["img"]):
+            assert _mad(x, y) < TOL_BATCH
+
+
+TOL_BATCH = 1.0
+
+
+def test_batch_augment_warp_and_hsv_by_hand():
+    """A pure shift by (+3, +2) pixels moves pixels and boxes by that much, grey fills the uncovered border;
+    a value gain of 0.5 halves a grey pixel (hue and saturation of grey stay 0)."""
+    from ultralytics.data.batch_augment import BatchAugment
+
+    img = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    img[0, :, 4, 4] = 200
+    M = torch.eye(3, dtype=torch.float64)
+    M[0, 2], M[1, 2] = 3, 2
+    params = torch.cat([M.ravel(), torch.tensor([1.0, 1.0, 1.0, 0.5, 0.0, 0.0], dtype=torch.float64)])[None]
+    batch = {"img": img, "aug_params": params, "cls": torch.tensor([[2.0]]), "batch_idx": torch.zeros(1),
+             "bboxes": torch.tensor([[2.5 / 8, 2.5 / 8, 3 / 8, 3 / 8]])}  # xyxy (1, 1, 4, 4) px of the canvas
+    out = BatchAugment(8, "cpu")(batch)
+    im = out["img"][0]
+    assert im[:, 6, 7].tolist() == [100, 100, 100]  # 200 at (4, 4) -> (7, 6), value halved
+    assert im[:, 0, 0].tolist() == [57, 57, 57]  # grey border 114, halved
+    assert im[:, 3, 4].tolist() == [0, 0, 0]
+    torch.testing.assert_close(out["bboxes"], torch.tensor([[5.5 / 8, 4.5 / 8, 3 / 8, 3 / 8]]))
+
+
+def test_augment_device_setting_resolves():
+    from ultralytics.data.batch_augment import augment_device
+    from ultralytics.utils import UserError
+
+    assert augment_device("", "cpu") is None and augment_device(None, "cpu") is None
+    assert augment_device("cpu", "cuda:1") == torch.device("cpu")
+    assert augment_device("cuda", torch.device("cuda:1")) == torch.device("cuda:1")  # each DDP rank: its own GPU
+    with pytest.raises(UserError, match="augment_device=cuda: training runs on cpu"):
+        augment_device("cuda", "cpu")
+    with pytest.raises(UserError, match="augment_device='tpu'"):
+        augment_device("tpu", "cpu")
+
+
+def test_wait_clock_report_by_hand():
+    from ultralytics.data.build import WaitClock
+
+    clock = WaitClock([1, 2, 3, 4])
+    assert list(clock) == [1, 2, 3, 4] and clock.steps == 4 and len(clock) == 4
+    clock.wait = 3.0
+    line = clock.report(total=10.0)
+    assert line == "data wait 3.0s (30%, 750 ms/step), forward/backward 7.0s of 10.0s (loader-bound: more workers, " \
+                   "cache=ram or augment_device may help)"
+    clock.wait = 1.0
+    assert clock.report(total=10.0) == "data wait 1.0s (10%, 250 ms/step), forward/backward 9.0s of 10.0s"
+
+
+def test_training_with_augment_device_cpu_logs_wait(tiny_data, tmp_path, monkeypatch, log_messages):
+    """augment_device=cpu: every training batch goes through BatchAugment (4 batches of 4 images), the batch the
+    model sees is imgsz square, and the epoch ends with the data-wait line."""
+    from ultralytics import YOLO
+    from ultralytics.data import batch_augment
+
+    seen = []
+    real = batch_augment.BatchAugment.__call__
+
+    def spy(self, batch):
+        out = real(self, batch)
+        seen.append(tuple(out["img"].shape))
+        return out
+
+    monkeypatch.setattr(batch_augment.BatchAugment, "__call__", spy)
+    YOLO("yolov10n.yaml").train(data=tiny_data, project=str(tmp_path), name="aug", imgsz=64, batch=4, workers=0,
+                                epochs=1, device="cpu", val=False, plots=False, augment_device="cpu", seed=0)
+    assert seen == [(4, 3, 64, 64)] * 4
+    assert any(m.startswith("epoch 1 data wait ") and "forward/backward" in m for m in log_messages)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import time
 
 import cv2
 import numpy as np
@@ -166,6 +167,40 @@ class InfiniteDataLoader(DataLoader):
             it._shutdown_workers()
 
 
+class WaitClock:
+    """Iterate over a loader while adding up the seconds spent inside next(): the time waiting for data."""
+
+    def __init__(self, loader):
+        """loader: any iterable (an InfiniteDataLoader epoch)."""
+        self.loader, self.wait, self.steps, self.start = loader, 0.0, 0, time.perf_counter()
+
+    def __len__(self) -> int:
+        """Batches of the wrapped loader."""
+        return len(self.loader)
+
+    def __iter__(self):
+        """The loader's batches."""
+        it = iter(self.loader)
+        while True:
+            t = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            finally:
+                self.wait += time.perf_counter() - t
+            self.steps += 1
+            yield batch
+
+    def report(self, total: float | None = None) -> str:
+        """One log line: data wait vs the rest (forward, loss, backward, optimizer) over `total` seconds."""
+        total = time.perf_counter() - self.start if total is None else total
+        share = self.wait / total if total > 0 else 0.0
+        note = " (loader-bound: more workers, cache=ram or augment_device may help)" if share > 0.2 else ""
+        return (f"data wait {self.wait:.1f}s ({100 * share:.0f}%, {1000 * self.wait / max(self.steps, 1):.0f} "
+                f"ms/step), forward/backward {total - self.wait:.1f}s of {total:.1f}s{note}")
+
+
 def seed_worker(worker_id: int) -> None:
     """Seed the global RNGs of a worker from its torch seed; single-threaded OpenCV inside workers."""
     s = torch.initial_seed() % 2**32
@@ -218,9 +253,11 @@ def build_yolo_dataset(cfg, img_path, batch: int, data: dict, mode: str = "train
     if mode not in ("train", "val"):
         raise UserError(f"dataset mode must be 'train' or 'val', got {mode!r}")
     train = mode == "train"
+    aug_device = cfg.get("augment_device") if isinstance(cfg, dict) else getattr(cfg, "augment_device", None)
     return YOLODataset(
         img_path=img_path, imgsz=_setting(cfg, "imgsz"), augment=train, hyp=cfg if train else None,
         rect=bool(_setting(cfg, "rect") or rect), batch_size=batch, stride=int(stride), pad=0.0 if train else 0.5,
         single_cls=bool(_setting(cfg, "single_cls")), cache=_setting(cfg, "cache") or False, data=data,
         prefix=colorstr(f"{mode}: "), seed=int(_setting(cfg, "seed")),
-        fraction=float(_setting(cfg, "fraction")) if train else 1.0)
+        fraction=float(_setting(cfg, "fraction")) if train else 1.0,
+        defer_augment=train and bool(aug_device))

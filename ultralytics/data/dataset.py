@@ -51,8 +51,11 @@ class YOLODataset(Dataset):
     def __init__(self, img_path, imgsz: int = 640, augment: bool = True, hyp=None, rect: bool = False,
                  batch_size: int = 16, stride: int = 32, pad: float = 0.0, single_cls: bool = False,
                  cache: bool | str = False, data: dict | None = None, prefix: str = "", seed: int = 0,
-                 fraction: float = 1.0):
-        """img_path: folder / glob / .txt list / list of those; data: checked data dict (for 'nc' and 'names')."""
+                 fraction: float = 1.0, defer_augment: bool = False):
+        """img_path: folder / glob / .txt list / list of those; data: checked data dict (for 'nc' and 'names').
+
+        defer_augment: leave the affine, HSV and flips to batch_augment.BatchAugment (augment_device)."""
+        self.defer_augment = bool(defer_augment and augment)
         self.img_path, self.imgsz, self.augment, self.rect = img_path, int(imgsz), augment, rect
         self.batch_size, self.stride, self.pad, self.single_cls = batch_size, int(stride), pad, single_cls
         self.data, self.prefix, self.seed, self.epoch = data or {}, prefix, int(seed) & _SEED_MASK, 0
@@ -84,7 +87,7 @@ class YOLODataset(Dataset):
         if self.augment and any(getattr(self.hyp, k) > 0 for k in UNIMPLEMENTED_HYP):
             LOGGER.warning(f"{prefix}WARNING ⚠️ mixup and copy_paste are not implemented and are ignored "
                            f"(mixup={self.hyp.mixup}, copy_paste={self.hyp.copy_paste})")
-        self.transforms = build_transforms(self, self.imgsz, self.hyp, self.augment)
+        self.transforms = build_transforms(self, self.imgsz, self.hyp, self.augment, self.defer_augment)
 
     # ----------------------------------------------------------------------------------------- labels
     def _label_entry(self, rec: dict) -> dict:
@@ -272,7 +275,7 @@ class YOLODataset(Dataset):
         """
         if self.augment and self.hyp.mosaic > 0:
             self.hyp.mosaic = 0.0
-            self.transforms = build_transforms(self, self.imgsz, self.hyp, self.augment)
+            self.transforms = build_transforms(self, self.imgsz, self.hyp, self.augment, self.defer_augment)
             self.state_version += 1
 
     @staticmethod
@@ -285,4 +288,6 @@ class YOLODataset(Dataset):
                "batch_idx": torch.cat([b["batch_idx"] + i for i, b in enumerate(batch)])}
         for k in ("im_file", "ori_shape", "resized_shape", "ratio_pad"):
             out[k] = [b[k] for b in batch]
+        if "aug_params" in batch[0]:  # augment_device: per-image parameters for BatchAugment
+            out["aug_params"] = torch.stack([b["aug_params"] for b in batch])
         return out

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ultralytics import __version__
 from ultralytics.cfg import get_cfg
+from ultralytics.data.build import WaitClock
 from ultralytics.engine.results_log import ResultsLog
 from ultralytics.utils import LOGGER, RANK, UserError, colorstr
 from ultralytics.utils import dist
@@ -286,7 +287,8 @@ class BaseTrainer:
             tloss = torch.zeros(3, device=self.device)
             LOGGER.info(("\n" + "%11s" * 7) % ("Epoch", "GPU_mem", "box_loss", "cls_loss", "dfl_loss",
                                                 "Instances", "Size"))
-            pbar = tqdm(enumerate(self.train_loader), total=nb, bar_format="{l_bar}{bar:10}{r_bar}", disable=not main)
+            clock = WaitClock(self.train_loader)  # time waiting for data vs the rest, logged after the epoch
+            pbar = tqdm(enumerate(clock), total=nb, bar_format="{l_bar}{bar:10}{r_bar}", disable=not main)
             n_good, synced = 0, True
             for i, batch in pbar:
                 ni = i + nb * epoch
@@ -322,6 +324,8 @@ class BaseTrainer:
                     if self.args.plots and epoch == 0 and i < 3:
                         self.plot_training_samples(batch, i)
             pbar.close()
+            if main:
+                LOGGER.info(f"epoch {epoch + 1} {clock.report()}")
             if last_opt_step < nb * (epoch + 1) - 1 and n_good:
                 if self.world_size > 1 and not synced:
                     dist.average_gradients(self.model.parameters())  # the skipped last micro-batch did not sync
