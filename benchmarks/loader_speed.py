@@ -31,7 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = ROOT / "datasets" / "loader_bench_1920x1080"
-FIELDS = ("data", "mosaic", "cache", "tree", "round", "images", "cold_img_s", "warm_img_s", "cache_s", "cache_mb")
+FIELDS = ("data", "mosaic", "cache", "tree", "round", "images", "cold_img_s", "warm_img_s", "cpu_ms_img", "cache_s",
+          "cache_mb")
 
 
 def make_big_dataset(n: int, root: Path = BIG, seed: int = 0) -> Path:
@@ -94,7 +95,8 @@ def worker(cfg: dict) -> dict:
     ims = [im for im in getattr(ds, "ims", []) if im is not None]
     cache_mb = sum(im.nbytes for im in ims) / 2**20
     loader = build_dataloader(ds, cfg["batch"], cfg["workers"], shuffle=True, seed=0)
-    rates = []
+    rates, n_all = [], 0
+    cpu0 = _cpu_seconds()
     for epoch in range(2):
         t = time.perf_counter()
         loader.set_epoch(epoch)
@@ -102,8 +104,20 @@ def worker(cfg: dict) -> dict:
         for batch in loader:
             n += int(batch["img"].shape[0])
         rates.append(n / (time.perf_counter() - t))
-    return {"images": len(ds), "cold_img_s": rates[0], "warm_img_s": rates[1], "cache_s": cache_s,
-            "cache_mb": cache_mb}
+        n_all += n
+    if hasattr(loader._it, "_shutdown_workers"):
+        loader._it._shutdown_workers()  # joins the workers: their CPU time now counts as finished children's
+    cpu_ms = 1000 * (_cpu_seconds() - cpu0) / n_all
+    return {"images": len(ds), "cold_img_s": rates[0], "warm_img_s": rates[1], "cpu_ms_img": cpu_ms,
+            "cache_s": cache_s, "cache_mb": cache_mb}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its finished (joined) children, e.g. loader workers."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def run_one(cfg: dict, in_process: bool = False) -> dict:
@@ -129,23 +143,27 @@ def summarise(rows: list[dict], trees: list[str]) -> tuple[list[list], dict]:
         per = {}
         for tree in trees:
             sel = [r for r in rows if (r["data"], r["mosaic"], r["cache"], r["tree"]) == (d, m, c, tree)]
-            per[tree] = {f: mean(r[f] for r in sel) for f in ("cold_img_s", "warm_img_s", "cache_mb")}
+            per[tree] = {f: mean(r[f] for r in sel) for f in ("cold_img_s", "warm_img_s", "cpu_ms_img", "cache_mb")}
             tag = f"{d}_{'mosaic' if m else 'plain'}_{c}_{tree}"
             figures[f"{tag}_warm"] = round(per[tree]["warm_img_s"], 1)
             figures[f"{tag}_cold"] = round(per[tree]["cold_img_s"], 1)
+            figures[f"{tag}_cpu_ms"] = round(per[tree]["cpu_ms_img"], 1)
             if c == "ram":
                 figures[f"{tag}_cache_mb"] = round(per[tree]["cache_mb"], 1)
-        ratio = None
+        ratio = cpu_ratio = None
         if len(trees) > 1:  # per-round ratios (same minutes, same load), then their mean
-            pairs = [([r for r in rows if (r["data"], r["mosaic"], r["cache"], r["tree"], r["round"]) ==
-                       (d, m, c, t, k)] for t in (trees[0], trees[-1])) for k in sorted({r["round"] for r in rows})]
+            pairs = [[[r for r in rows if (r["data"], r["mosaic"], r["cache"], r["tree"], r["round"]) ==
+                       (d, m, c, t, k)] for t in (trees[0], trees[-1])] for k in sorted({r["round"] for r in rows})]
             ratio = mean(b[0]["warm_img_s"] / a[0]["warm_img_s"] for a, b in pairs if a and b)
+            cpu_ratio = mean(a[0]["cpu_ms_img"] / b[0]["cpu_ms_img"] for a, b in pairs if a and b)
             figures[f"{d}_{'mosaic' if m else 'plain'}_{c}_ratio"] = round(ratio, 2)
+            figures[f"{d}_{'mosaic' if m else 'plain'}_{c}_cpu_ratio"] = round(cpu_ratio, 2)
         for tree in trees:
             p = per[tree]
+            last = ratio is not None and tree == trees[-1]
             table.append([d, "on" if m else "off", c, tree, round(p["cold_img_s"], 1), round(p["warm_img_s"], 1),
-                          round(p["cache_mb"], 1) if c == "ram" else "-",
-                          f"{ratio:.2f}x" if ratio is not None and tree == trees[-1] else "-"])
+                          round(p["cpu_ms_img"], 1), round(p["cache_mb"], 1) if c == "ram" else "-",
+                          f"{ratio:.2f}x" if last else "-", f"{cpu_ratio:.2f}x" if last else "-"])
     return table, figures
 
 
@@ -184,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
         for d, path in datas.items():
             for m in a.mosaic:
                 for c in a.cache:
-                    for root, name in zip(roots, names):
+                    order = list(zip(roots, names))
+                    for root, name in (order if k % 2 == 0 else order[::-1]):  # A B, then B A: no order bias
                         cfg = dict(root=root, data=path, imgsz=a.imgsz, batch=a.batch, workers=a.workers,
                                    mosaic=m, cache="" if c == "none" else c, images=a.images)
                         r = run_one(cfg, a.in_process)
@@ -203,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks._common import markdown_table
 
     table, figures = summarise(rows, names)
-    md = markdown_table(["data", "mosaic", "cache", "tree", "cold img/s", "warm img/s", "cache MB", "ratio"], table)
+    md = markdown_table(["data", "mosaic", "cache", "tree", "cold img/s", "warm img/s", "CPU ms/img", "cache MB",
+                         "warm ratio", "CPU ratio"], table)
     print("\n" + md + f"\n\nCSV: {out}")
     if a.save:
         from benchmarks._results import save_results

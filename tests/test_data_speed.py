@@ -149,7 +149,8 @@ def test_loader_benchmark_writes_csv(tiny_data, tmp_path, capsys):
     # cached images stored resized (long side 64), uint8: at most 4 x 64 x 64 x 3 bytes
     assert float(rows[0]["cache_mb"]) == 0 and 0.5 * 4 * 64 * 64 * 3 / 2**20 < float(rows[1]["cache_mb"]) <= 4 * 64 * 64 * 3 / 2**20
     text = capsys.readouterr().out
-    assert "| data | mosaic | cache | tree | cold img/s | warm img/s | cache MB | ratio |" in re.sub(" +", " ", text)
+    assert "| data | mosaic | cache | tree | cold img/s | warm img/s | CPU ms/img | cache MB |" in re.sub(" +", " ", text)
+    assert all(float(r["cpu_ms_img"]) > 0 for r in rows)
 
 
 # ------------------------------------------------------------------ augment_device: batched affine, HSV and flips
