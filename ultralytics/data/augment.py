@@ -177,15 +177,21 @@ class RandomPerspective:
         T[0, 2], T[1, 2] = tx * out_shape[1], ty * out_shape[0]
         return T @ S @ R @ P @ C, s
 
-    def __call__(self, labels: dict, rng: np.random.Generator) -> dict:
-        """Warp labels['img'] and its boxes; drop boxes that became too small or thin."""
+    def draw(self, labels: dict, rng: np.random.Generator) -> tuple[dict, tuple[int, int], np.ndarray, float]:
+        """Letterbox unless mosaicked, then draw the warp -> (labels, output (h, w), 3x3 warp, its scale)."""
         if self.pre_transform is not None and "mosaic_border" not in labels:
             labels = self.pre_transform(labels, rng)
         border = labels.pop("mosaic_border", self.border)
+        shape = labels["img"].shape[:2]
+        out_h, out_w = shape[0] + 2 * border[0], shape[1] + 2 * border[1]
+        M, s = self.matrix(shape, (out_h, out_w), rng)
+        return labels, (out_h, out_w), M, s
+
+    def __call__(self, labels: dict, rng: np.random.Generator) -> dict:
+        """Warp labels['img'] and its boxes; drop boxes that became too small or thin."""
+        labels, (out_h, out_w), M, s = self.draw(labels, rng)
         img = labels["img"]
-        out_h, out_w = img.shape[0] + 2 * border[0], img.shape[1] + 2 * border[1]
-        M, s = self.matrix(img.shape[:2], (out_h, out_w), rng)
-        if border[0] or border[1] or not np.array_equal(M, np.eye(3)):
+        if (out_h, out_w) != img.shape[:2] or not np.array_equal(M, np.eye(3)):
             if self.perspective:
                 img = cv2.warpPerspective(img, M, (out_w, out_h), borderValue=(PAD_VALUE,) * 3)
             else:
@@ -275,13 +281,8 @@ class DeferredAugment:
 
     def __call__(self, labels: dict, rng: np.random.Generator) -> dict:
         """Draw the parameters; centre a letterboxed image on the canvas."""
-        rp = self.perspective
-        if rp.pre_transform is not None and "mosaic_border" not in labels:
-            labels = rp.pre_transform(labels, rng)
-        border = labels.pop("mosaic_border", rp.border)
+        labels, (out_h, out_w), M, s = self.perspective.draw(labels, rng)
         img = labels["img"]
-        out_h, out_w = img.shape[0] + 2 * border[0], img.shape[1] + 2 * border[1]
-        M, s = rp.matrix(img.shape[:2], (out_h, out_w), rng)
         r = rng.uniform(-1, 1, 3) * self.hsv.gains + 1
         ud, lr = rng.random() < self.flipud.p, rng.random() < self.fliplr.p
         top, left = (self.canvas - img.shape[0]) // 2, (self.canvas - img.shape[1]) // 2
