@@ -87,8 +87,9 @@ def worker(cfg: dict) -> dict:
     data = check_det_dataset(cfg["data"])
     n_files = len(get_img_files(data["train"]))
     frac = min(1.0, cfg["images"] / n_files) if cfg["images"] else 1.0
+    extra = {"augment_device": cfg["augment_device"]} if cfg.get("augment_device") else {}
     args = get_cfg(overrides=dict(imgsz=cfg["imgsz"], mosaic=cfg["mosaic"], cache=cfg["cache"] or False,
-                                  seed=0, fraction=frac, workers=cfg["workers"]))
+                                  seed=0, fraction=frac, workers=cfg["workers"], **extra))
     t0 = time.perf_counter()
     ds = build_yolo_dataset(args, data["train"], cfg["batch"], data, "train")
     cache_s = time.perf_counter() - t0 if cfg["cache"] else 0.0
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mosaic", nargs="+", type=float, default=[1.0], help="mosaic probabilities to measure")
     ap.add_argument("--roots", nargs="+", default=[str(ROOT)], help="source trees to measure, interleaved")
     ap.add_argument("--names", nargs="+", help="a short name per root for the table (default: folder names)")
+    ap.add_argument("--augment-device", nargs="+", help="augment_device per root (e.g. '' cuda: the loader then "
+                    "sends canvases and parameters; the batched augmentation itself is not timed here)")
+    ap.add_argument("--name", default="loader_speed", help="results name for --save")
     ap.add_argument("--rounds", type=int, default=1, help="rounds over all configurations and trees")
     ap.add_argument("--csv", default=str(ROOT / "runs" / "loader_speed.csv"), help="CSV of every run")
     ap.add_argument("--save", action="store_true", help="write benchmarks/results/loader_speed.json")
@@ -190,8 +194,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     roots = [str(Path(r).resolve()) for r in a.roots]
     names = a.names or [Path(r).name for r in roots]
-    if len(names) != len(roots):
-        sys.exit("loader_speed.py: error: give one --names entry per --roots entry")
+    aug = a.augment_device or [""] * len(roots)
+    if len(names) != len(roots) or len(aug) != len(roots):
+        sys.exit("loader_speed.py: error: give one --names (and --augment-device) entry per --roots entry")
     if a.in_process and roots != [str(ROOT)]:
         sys.exit("loader_speed.py: error: --in-process measures this tree only (no --roots)")
     datas = {d: str(make_big_dataset(a.big_images)) if d == "big" else d for d in a.data}
@@ -202,10 +207,10 @@ def main(argv: list[str] | None = None) -> None:
         for d, path in datas.items():
             for m in a.mosaic:
                 for c in a.cache:
-                    order = list(zip(roots, names))
-                    for root, name in (order if k % 2 == 0 else order[::-1]):  # A B, then B A: no order bias
+                    order = list(zip(roots, names, aug))
+                    for root, name, dev in (order if k % 2 == 0 else order[::-1]):  # A B, then B A: no order bias
                         cfg = dict(root=root, data=path, imgsz=a.imgsz, batch=a.batch, workers=a.workers,
-                                   mosaic=m, cache="" if c == "none" else c, images=a.images)
+                                   mosaic=m, cache="" if c == "none" else c, images=a.images, augment_device=dev)
                         r = run_one(cfg, a.in_process)
                         rows.append({"data": Path(d).stem, "mosaic": m, "cache": c, "tree": name, "round": k, **r})
                         print(f"round {k} {d} mosaic={m} cache={c} {name}: cold {r['cold_img_s']:.1f} img/s, "
@@ -230,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
 
         figures["table_md"] = md
         figures["loadavg_1m"] = round(os.getloadavg()[0], 2)
-        save_results("loader_speed", figures, dict(vars(a), roots=names, csv=None))
+        save_results(a.name, figures, dict(vars(a), roots=names, csv=None))
 
 
 if __name__ == "__main__":

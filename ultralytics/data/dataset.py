@@ -55,7 +55,10 @@ class YOLODataset(Dataset):
         """img_path: folder / glob / .txt list / list of those; data: checked data dict (for 'nc' and 'names').
 
         defer_augment: leave the affine, HSV and flips to batch_augment.BatchAugment (augment_device)."""
-        self.defer_augment = bool(defer_augment and augment)
+        self.defer_augment = bool(defer_augment and augment and not rect)  # rect batches: not square, per image
+        if defer_augment and augment and rect:
+            LOGGER.warning(f"{prefix}WARNING ⚠️ augment_device is ignored with rect=True (rectangular batches are "
+                           "augmented in the loader)")
         self.img_path, self.imgsz, self.augment, self.rect = img_path, int(imgsz), augment, rect
         self.batch_size, self.stride, self.pad, self.single_cls = batch_size, int(stride), pad, single_cls
         self.data, self.prefix, self.seed, self.epoch = data or {}, prefix, int(seed) & _SEED_MASK, 0
