@@ -85,6 +85,21 @@ def test_imread_reduced_shape_and_tolerance(speed_data):
     assert np.array_equal(imread(png, 4), imread(png))
 
 
+def test_imread_reduced_applies_exif_rotation(tmp_path):
+    """A JPEG stored 800x400 with EXIF orientation 6 (rotate 90) reads 400 wide, 800 high, at any scale."""
+    from PIL import Image
+
+    a = np.zeros((400, 800, 3), np.uint8)
+    a[:, :100] = 255  # a white band on the stored image's left: the top rows after the rotation
+    im = Image.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "r.jpg", exif=exif, quality=90)
+    full, half = imread(tmp_path / "r.jpg"), imread(tmp_path / "r.jpg", 2)
+    assert full.shape == (800, 400, 3) and half.shape == (400, 200, 3)
+    assert half[:40].mean() > 240 and half[60:].mean() < 15
+
+
 def _pair(speed_data, **kw):
     fast = build_yolo_dataset(_cfg(**kw), speed_data["train"], 5, speed_data)
     slow = build_yolo_dataset(_cfg(**kw), speed_data["train"], 5, speed_data)

@@ -37,6 +37,18 @@ def _hyp_copy(hyp) -> SimpleNamespace:
     return SimpleNamespace(**d)
 
 
+def _stack_images(imgs: list[torch.Tensor]) -> torch.Tensor:
+    """Stack (3, H, W) uint8 images -> (B, 3, H, W). In a loader worker the batch is written straight into
+    shared memory (as torch's default collate does), so sending it to the main process copies nothing."""
+    arrays = [im.numpy() for im in imgs]
+    if torch.utils.data.get_worker_info() is None:
+        return torch.from_numpy(np.stack(arrays))
+    shape = (len(arrays), *arrays[0].shape)
+    out = torch.empty(0, dtype=torch.uint8).new(torch.UntypedStorage._new_shared(math.prod(shape))).view(shape)
+    np.stack(arrays, out=out.numpy())
+    return out
+
+
 class YOLODataset(Dataset):
     """Detection dataset over YOLO-format labels.
 
@@ -285,7 +297,7 @@ class YOLODataset(Dataset):
     def collate_fn(batch: list[dict]) -> dict:
         """Samples -> batch: img (B, 3, H, W) uint8, cls (N, 1), bboxes (N, 4), batch_idx (N,), lists of the rest."""
         # numpy stacks single-threaded: torch.stack on a fresh large tensor can stall on busy CPUs (OpenMP)
-        out = {"img": torch.from_numpy(np.stack([b["img"].numpy() for b in batch])),
+        out = {"img": _stack_images([b["img"] for b in batch]),
                "cls": torch.cat([b["cls"] for b in batch]),
                "bboxes": torch.cat([b["bboxes"] for b in batch]),
                "batch_idx": torch.cat([b["batch_idx"] + i for i, b in enumerate(batch)])}
