@@ -56,7 +56,8 @@ def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     mn, _ = x.min(1)
     d = v - mn
     safe = torch.where(d > 0, d, torch.ones_like(d))
-    h = torch.where(v == r, 60 * (g - b) / safe, torch.where(v == g, 120 + 60 * (b - r) / safe, 240 + 60 * (r - g) / safe))
+    h = torch.where(v == r, 60 * (g - b) / safe,
+                    torch.where(v == g, 120 + 60 * (b - r) / safe, 240 + 60 * (r - g) / safe))
     h = torch.where(d > 0, h, torch.zeros_like(h)) % 360
     s = torch.where(v > 0, 255 * d / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
     return torch.stack([(h / 2).round() % 180, s.round(), v], 1)
