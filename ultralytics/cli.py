@@ -24,7 +24,10 @@ from ultralytics.utils import DEFAULT_CFG_PATH, LOGGER, UserError
 
 COMMANDS: dict[str, str] = {
     "benchmark": "ultralytics.analysis.benchmark:main",
+    "dataset": "ultralytics.data.convert:main",
     "profile": "ultralytics.analysis.profile:main",
+    "tune": "ultralytics.engine.tune_cli:main",
+    "yaml": "ultralytics.nn.yaml_edit:main",
 }
 
 HELP = """

@@ -143,11 +143,13 @@ class Mosaic:
 
 def box_candidates(box1: np.ndarray, box2: np.ndarray, wh_thr: float = 2, ar_thr: float = 100,
                    area_thr: float = 0.1, eps: float = 1e-16) -> np.ndarray:
-    """Boxes worth keeping after a warp: box1 before (n, 4), box2 after (n, 4) xyxy -> bool (n,)."""
+    """Boxes worth keeping after a warp: box1 before (n, 4), box2 after (n, 4) xyxy -> bool (n,).
+
+    Operators only, so numpy arrays and torch tensors (any device) both work."""
     w1, h1 = box1[:, 2] - box1[:, 0], box1[:, 3] - box1[:, 1]
     w2, h2 = box2[:, 2] - box2[:, 0], box2[:, 3] - box2[:, 1]
-    ar = np.maximum(w2 / (h2 + eps), h2 / (w2 + eps))
-    return (w2 > wh_thr) & (h2 > wh_thr) & (w2 * h2 / (w1 * h1 + eps) > area_thr) & (ar < ar_thr)
+    aspect_ok = (w2 / (h2 + eps) < ar_thr) & (h2 / (w2 + eps) < ar_thr)  # max(w/h, h/w) < ar_thr
+    return (w2 > wh_thr) & (h2 > wh_thr) & (w2 * h2 / (w1 * h1 + eps) > area_thr) & aspect_ok
 
 
 class RandomPerspective:
@@ -175,15 +177,21 @@ class RandomPerspective:
         T[0, 2], T[1, 2] = tx * out_shape[1], ty * out_shape[0]
         return T @ S @ R @ P @ C, s
 
-    def __call__(self, labels: dict, rng: np.random.Generator) -> dict:
-        """Warp labels['img'] and its boxes; drop boxes that became too small or thin."""
+    def draw(self, labels: dict, rng: np.random.Generator) -> tuple[dict, tuple[int, int], np.ndarray, float]:
+        """Letterbox unless mosaicked, then draw the warp -> (labels, output (h, w), 3x3 warp, its scale)."""
         if self.pre_transform is not None and "mosaic_border" not in labels:
             labels = self.pre_transform(labels, rng)
         border = labels.pop("mosaic_border", self.border)
+        shape = labels["img"].shape[:2]
+        out_h, out_w = shape[0] + 2 * border[0], shape[1] + 2 * border[1]
+        M, s = self.matrix(shape, (out_h, out_w), rng)
+        return labels, (out_h, out_w), M, s
+
+    def __call__(self, labels: dict, rng: np.random.Generator) -> dict:
+        """Warp labels['img'] and its boxes; drop boxes that became too small or thin."""
+        labels, (out_h, out_w), M, s = self.draw(labels, rng)
         img = labels["img"]
-        out_h, out_w = img.shape[0] + 2 * border[0], img.shape[1] + 2 * border[1]
-        M, s = self.matrix(img.shape[:2], (out_h, out_w), rng)
-        if border[0] or border[1] or not np.array_equal(M, np.eye(3)):
+        if (out_h, out_w) != img.shape[:2] or not np.array_equal(M, np.eye(3)):
             if self.perspective:
                 img = cv2.warpPerspective(img, M, (out_w, out_h), borderValue=(PAD_VALUE,) * 3)
             else:
@@ -258,6 +266,40 @@ class RandomFlip:
         return labels
 
 
+class DeferredAugment:
+    """augment_device mode: draw the affine, HSV and flip parameters exactly as RandomPerspective, RandomHSV and
+    the two RandomFlips draw them, and leave the pixels and boxes to batch_augment.BatchAugment on a device.
+
+    The image stays a canvas of side `canvas` (the mosaic's 2s; a letterboxed image is centred on it when
+    mosaics are on, so a batch stacks); labels['aug_params'] carries (warp 3x3, scale, HSV gains, flipud, fliplr).
+    """
+
+    def __init__(self, perspective: RandomPerspective, hsv: RandomHSV, flipud: RandomFlip, fliplr: RandomFlip,
+                 canvas: int):
+        """The per-image steps whose draws are reproduced; canvas: side of the images sent to the device."""
+        self.perspective, self.hsv, self.flipud, self.fliplr, self.canvas = perspective, hsv, flipud, fliplr, canvas
+
+    def __call__(self, labels: dict, rng: np.random.Generator) -> dict:
+        """Draw the parameters; centre a letterboxed image on the canvas."""
+        labels, (out_h, out_w), M, s = self.perspective.draw(labels, rng)
+        img = labels["img"]
+        r = rng.uniform(-1, 1, 3) * self.hsv.gains + 1
+        ud, lr = rng.random() < self.flipud.p, rng.random() < self.fliplr.p
+        top, left = (self.canvas - img.shape[0]) // 2, (self.canvas - img.shape[1]) // 2
+        if top or left:  # centre on the canvas; the warp then starts with the shift back
+            canvas = np.full((self.canvas, self.canvas, 3), PAD_VALUE, np.uint8)
+            canvas[top:top + img.shape[0], left:left + img.shape[1]] = img
+            shift = np.eye(3)
+            shift[0, 2], shift[1, 2] = -left, -top
+            M = M @ shift
+            labels["img"] = canvas
+            if len(labels["bboxes"]):
+                labels["bboxes"] = labels["bboxes"] + np.array([left, top, left, top], np.float32)
+        labels["aug_params"] = torch.from_numpy(np.concatenate([M.ravel(), [s], r, [ud, lr]]).astype(np.float64))
+        labels["resized_shape"] = (out_h, out_w)
+        return labels
+
+
 class Format:
     """Final step: img -> uint8 tensor (3, H, W) RGB; boxes -> normalised xywh (n, 4); batch_idx zeros (n,)."""
 
@@ -278,17 +320,20 @@ class Format:
         return labels
 
 
-def build_transforms(dataset, imgsz: int, hyp, augment: bool) -> Compose:
-    """The pipeline of a dataset: train (mosaic, affine, HSV, flips) or val (letterbox, no scale-up)."""
+def build_transforms(dataset, imgsz: int, hyp, augment: bool, defer: bool = False) -> Compose:
+    """The pipeline of a dataset: train (mosaic, affine, HSV, flips) or val (letterbox, no scale-up).
+
+    defer: the affine, HSV and flips only draw their parameters (DeferredAugment); BatchAugment applies them."""
     if not augment:
         return Compose([LetterBox((imgsz, imgsz), scaleup=False), Format()])
     steps = [Mosaic(dataset, imgsz, p=hyp.mosaic)] if hyp.mosaic > 0 else []
-    steps += [
+    per_image = [
         RandomPerspective(hyp.degrees, hyp.translate, hyp.scale, hyp.shear, hyp.perspective,
                           pre_transform=LetterBox((imgsz, imgsz))),
         RandomHSV(hyp.hsv_h, hyp.hsv_s, hyp.hsv_v),
         RandomFlip(hyp.flipud, "vertical"),
         RandomFlip(hyp.fliplr, "horizontal"),
-        Format(),
     ]
-    return Compose(steps)
+    if defer:
+        per_image = [DeferredAugment(*per_image, canvas=2 * imgsz if hyp.mosaic > 0 else imgsz)]
+    return Compose(steps + per_image + [Format()])

@@ -7,6 +7,7 @@ import math
 import os
 import random
 from pathlib import Path
+import time
 
 import cv2
 import numpy as np
@@ -168,6 +169,40 @@ class InfiniteDataLoader(DataLoader):
             it._shutdown_workers()
 
 
+class WaitClock:
+    """Iterate over a loader while adding up the seconds spent inside next(): the time waiting for data."""
+
+    def __init__(self, loader):
+        """loader: any iterable (an InfiniteDataLoader epoch)."""
+        self.loader, self.wait, self.steps, self.start = loader, 0.0, 0, time.perf_counter()
+
+    def __len__(self) -> int:
+        """Batches of the wrapped loader."""
+        return len(self.loader)
+
+    def __iter__(self):
+        """The loader's batches."""
+        it = iter(self.loader)
+        while True:
+            t = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            finally:
+                self.wait += time.perf_counter() - t
+            self.steps += 1
+            yield batch
+
+    def report(self, total: float | None = None) -> str:
+        """One log line: data wait vs the rest (forward, loss, backward, optimizer) over `total` seconds."""
+        total = time.perf_counter() - self.start if total is None else total
+        share = self.wait / total if total > 0 else 0.0
+        note = " (loader-bound: more workers, cache=ram or augment_device may help)" if share > 0.2 else ""
+        return (f"data wait {self.wait:.1f}s ({100 * share:.0f}%, {1000 * self.wait / max(self.steps, 1):.0f} "
+                f"ms/step), forward/backward {total - self.wait:.1f}s of {total:.1f}s{note}")
+
+
 def seed_worker(worker_id: int) -> None:
     """Seed the global RNGs of a worker from its torch seed; single-threaded OpenCV inside workers."""
     s = torch.initial_seed() % 2**32
@@ -176,16 +211,25 @@ def seed_worker(worker_id: int) -> None:
     cv2.setNumThreads(0)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: taskset, cgroups cpusets), not all of the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def build_dataloader(dataset, batch: int, workers: int, shuffle: bool = True, rank: int = -1,
                      seed: int = 0, world_size: int = 1) -> InfiniteDataLoader:
     """Loader over `dataset` (batch = images per process): workers clipped to the CPUs per process and to
-    batch; a DistributedEpochSampler when rank != -1. Workers live across epochs; pinned memory on CUDA."""
+    batch; a DistributedEpochSampler when rank != -1. Workers live across epochs; pinned memory on CUDA (the
+    trainer's copy to the device is non_blocking)."""
     if getattr(dataset, "rect", False) and shuffle:
         LOGGER.warning("WARNING ⚠️ rect batches cannot be shuffled; shuffle=False")
         shuffle = False
     batch = max(1, min(int(batch), len(dataset)))
     nd = max(torch.cuda.device_count(), int(world_size), 1)  # processes sharing this machine's CPUs
-    nw = max(0, min((os.cpu_count() or 1) // nd, int(workers), batch if batch > 1 else 0))
+    nw = max(0, min(usable_cpus() // nd, int(workers), batch if batch > 1 else 0))
     if rank == -1:
         sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed)
     else:
@@ -211,12 +255,14 @@ def build_yolo_dataset(cfg, img_path, batch: int, data: dict, mode: str = "train
     if mode not in ("train", "val"):
         raise UserError(f"dataset mode must be 'train' or 'val', got {mode!r}")
     train = mode == "train"
+    aug_device = cfg.get("augment_device") if isinstance(cfg, dict) else getattr(cfg, "augment_device", None)
     dataset = YOLODataset(
         img_path=img_path, imgsz=_setting(cfg, "imgsz"), augment=train, hyp=cfg if train else None,
         rect=bool(_setting(cfg, "rect") or rect), batch_size=batch, stride=int(stride), pad=0.0 if train else 0.5,
         single_cls=bool(_setting(cfg, "single_cls")), cache=_setting(cfg, "cache") or False, data=data,
         prefix=colorstr(f"{mode}: "), seed=int(_setting(cfg, "seed")),
-        fraction=float(_setting(cfg, "fraction")) if train else 1.0)
+        fraction=float(_setting(cfg, "fraction")) if train else 1.0,
+        defer_augment=train and bool(aug_device))
     if train:
         LOGGER.info(dataset_summary(dataset.stats, data or {}))
     return dataset

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ultralytics.data.augment import build_transforms
 from ultralytics.data.cache import scan_labels
-from ultralytics.data.image_io import imread
+from ultralytics.data.image_io import imread, reduce_factor
 from ultralytics.data.utils import get_img_files, img2label_paths
 from ultralytics.utils import LOGGER, NUM_THREADS, UserError
 
@@ -37,6 +37,18 @@ def _hyp_copy(hyp) -> SimpleNamespace:
     return SimpleNamespace(**d)
 
 
+def _stack_images(imgs: list[torch.Tensor]) -> torch.Tensor:
+    """Stack (3, H, W) uint8 images -> (B, 3, H, W). In a loader worker the batch is written straight into
+    shared memory (as torch's default collate does), so sending it to the main process copies nothing."""
+    arrays = [im.numpy() for im in imgs]
+    if torch.utils.data.get_worker_info() is None:
+        return torch.from_numpy(np.stack(arrays))
+    shape = (len(arrays), *arrays[0].shape)
+    out = torch.empty(0, dtype=torch.uint8).new(torch.UntypedStorage._new_shared(math.prod(shape))).view(shape)
+    np.stack(arrays, out=out.numpy())
+    return out
+
+
 class YOLODataset(Dataset):
     """Detection dataset over YOLO-format labels.
 
@@ -46,11 +58,19 @@ class YOLODataset(Dataset):
     with (seed, epoch, i) only, so a sample is the same whichever worker makes it and whenever.
     """
 
+    fast_decode = True  # JPEGs >= 2x larger than imgsz are decoded at 1/2, 1/4 or 1/8 scale (then resized)
+
     def __init__(self, img_path, imgsz: int = 640, augment: bool = True, hyp=None, rect: bool = False,
                  batch_size: int = 16, stride: int = 32, pad: float = 0.0, single_cls: bool = False,
                  cache: bool | str = False, data: dict | None = None, prefix: str = "", seed: int = 0,
-                 fraction: float = 1.0):
-        """img_path: folder / glob / .txt list / list of those; data: checked data dict (for 'nc' and 'names')."""
+                 fraction: float = 1.0, defer_augment: bool = False):
+        """img_path: folder / glob / .txt list / list of those; data: checked data dict (for 'nc' and 'names').
+
+        defer_augment: leave the affine, HSV and flips to batch_augment.BatchAugment (augment_device)."""
+        self.defer_augment = bool(defer_augment and augment and not rect)  # rect batches: not square, per image
+        if defer_augment and augment and rect:
+            LOGGER.warning(f"{prefix}WARNING ⚠️ augment_device is ignored with rect=True (rectangular batches are "
+                           "augmented in the loader)")
         self.img_path, self.imgsz, self.augment, self.rect = img_path, int(imgsz), augment, rect
         self.batch_size, self.stride, self.pad, self.single_cls = batch_size, int(stride), pad, single_cls
         self.data, self.prefix, self.seed, self.epoch = data or {}, prefix, int(seed) & _SEED_MASK, 0
@@ -82,7 +102,7 @@ class YOLODataset(Dataset):
         if self.augment and any(getattr(self.hyp, k) > 0 for k in UNIMPLEMENTED_HYP):
             LOGGER.warning(f"{prefix}WARNING ⚠️ mixup and copy_paste are not implemented and are ignored "
                            f"(mixup={self.hyp.mixup}, copy_paste={self.hyp.copy_paste})")
-        self.transforms = build_transforms(self, self.imgsz, self.hyp, self.augment)
+        self.transforms = build_transforms(self, self.imgsz, self.hyp, self.augment, self.defer_augment)
 
     # ----------------------------------------------------------------------------------------- labels
     def _label_entry(self, rec: dict) -> dict:
@@ -179,14 +199,17 @@ class YOLODataset(Dataset):
                 im = np.load(self._npy_path(self.im_files[i]), allow_pickle=False)
             except (OSError, ValueError):
                 im = None
-        if im is None:
-            im = imread(self.im_files[i])
-        h0, w0 = im.shape[:2]
+        f = 1
+        if im is None:  # at reduced scale when the resize below shrinks by >= 2 (sizes from the label cache)
+            f = reduce_factor(self._ori_shape(i), self.imgsz) if self.fast_decode else 1
+            im = imread(self.im_files[i], f)
+        h0, w0 = self._ori_shape(i) if f > 1 else im.shape[:2]
         r = self.imgsz / max(h0, w0)
         if r != 1:
             w, h = min(math.ceil(w0 * r), self.imgsz), min(math.ceil(h0 * r), self.imgsz)
             interp = cv2.INTER_LINEAR if (self.augment or r > 1) else cv2.INTER_AREA
-            im = cv2.resize(im, (w, h), interpolation=interp)
+            if im.shape[:2] != (h, w):
+                im = cv2.resize(im, (w, h), interpolation=interp)
         return im, (h0, w0), im.shape[:2]
 
     def _ori_shape(self, i: int) -> tuple[int, int]:
@@ -267,17 +290,19 @@ class YOLODataset(Dataset):
         """
         if self.augment and self.hyp.mosaic > 0:
             self.hyp.mosaic = 0.0
-            self.transforms = build_transforms(self, self.imgsz, self.hyp, self.augment)
+            self.transforms = build_transforms(self, self.imgsz, self.hyp, self.augment, self.defer_augment)
             self.state_version += 1
 
     @staticmethod
     def collate_fn(batch: list[dict]) -> dict:
         """Samples -> batch: img (B, 3, H, W) uint8, cls (N, 1), bboxes (N, 4), batch_idx (N,), lists of the rest."""
         # numpy stacks single-threaded: torch.stack on a fresh large tensor can stall on busy CPUs (OpenMP)
-        out = {"img": torch.from_numpy(np.stack([b["img"].numpy() for b in batch])),
+        out = {"img": _stack_images([b["img"] for b in batch]),
                "cls": torch.cat([b["cls"] for b in batch]),
                "bboxes": torch.cat([b["bboxes"] for b in batch]),
                "batch_idx": torch.cat([b["batch_idx"] + i for i, b in enumerate(batch)])}
         for k in ("im_file", "ori_shape", "resized_shape", "ratio_pad"):
             out[k] = [b[k] for b in batch]
+        if "aug_params" in batch[0]:  # augment_device: per-image parameters for BatchAugment
+            out["aug_params"] = torch.stack([b["aug_params"] for b in batch])
         return out

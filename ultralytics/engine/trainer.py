@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from ultralytics.cfg import get_cfg
+from ultralytics.data.build import WaitClock
 from ultralytics.engine.results_log import ResultsLog
 from ultralytics.utils import LOGGER, RANK, UserError, colorstr
 from ultralytics.utils import dist
@@ -320,7 +321,8 @@ class BaseTrainer:
             self.run_callbacks("on_train_epoch_start")
             LOGGER.info(("\n" + "%11s" * 7) % ("Epoch", "GPU_mem", "box_loss", "cls_loss", "dfl_loss",
                                                 "Instances", "Size"))
-            pbar = tqdm(enumerate(self.train_loader), total=nb, bar_format="{l_bar}{bar:10}{r_bar}", disable=not main)
+            clock = WaitClock(self.train_loader)  # time waiting for data vs the rest, logged after the epoch
+            pbar = tqdm(enumerate(clock), total=nb, bar_format="{l_bar}{bar:10}{r_bar}", disable=not main)
             n_good, synced = 0, True
             for i, batch in pbar:
                 ni = i + nb * epoch
@@ -364,6 +366,8 @@ class BaseTrainer:
                         self.plot_training_samples(batch, i)
                 self.run_callbacks("on_train_batch_end")
             pbar.close()
+            if main:
+                LOGGER.info(f"epoch {epoch + 1} {clock.report()}")
             if last_opt_step < nb * (epoch + 1) - 1 and n_good:
                 if self.world_size > 1 and not synced:
                     dist.average_gradients(self.model.parameters())  # the skipped last micro-batch did not sync

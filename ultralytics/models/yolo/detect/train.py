@@ -10,6 +10,7 @@ import torch
 
 from ultralytics.cfg import check_imgsz
 from ultralytics.data import build_dataloader, build_yolo_dataset, check_det_dataset
+from ultralytics.data.batch_augment import BatchAugment, augment_device
 from ultralytics.data.preprocess import preprocess_batch
 from ultralytics.engine.trainer import BaseTrainer
 from ultralytics.models.yolo.detect.val import DetectionValidator
@@ -121,7 +122,13 @@ class DetectionTrainer(BaseTrainer):
             LOGGER.info(f"Freezing layers {layers}")
 
     def preprocess_batch(self, batch: dict) -> dict:
-        """uint8 images to float 0..1 on the device (non_blocking from pinned memory); labels to the device."""
+        """uint8 images to float 0..1 on the device (non_blocking from pinned memory); labels to the device.
+        With augment_device set, the batch's affine, HSV and flips are applied first (BatchAugment)."""
+        if "aug_params" in batch:
+            if getattr(self, "batch_augment", None) is None:
+                dev = augment_device(self.args.augment_device, self.device) or self.device
+                self.batch_augment = BatchAugment(self.args.imgsz, dev)
+            batch = self.batch_augment(batch)
         return preprocess_batch(batch, self.device)
 
     # --- validation -------------------------------------------------------------------------------
