@@ -31,11 +31,11 @@ REC_TOL = 1e-4  # live pycocotools vs RECORDED: float32 inference on another CPU
 # COCOeval's figures (map, map50, small, medium, large) on this checkpoint's detections of the 48 held-out images,
 # for (max_det, nms). Recorded with pycocotools 2.0.11, torch 2.13 CPU, numpy 2.4: `python -m pytest -s
 # tests/test_coco_agreement.py` prints "pycocotools max_det=..., nms=...: {...}", the dict pasted here.
-RECORDED = {
-    (300, False): {"map": 0.152182, "map50": 0.231432, "small": 0.040264, "medium": 0.215046, "large": 0.373175},
-    (300, True): {"map": 0.177893, "map50": 0.260707, "small": 0.033262, "medium": 0.238158, "large": 0.428811},
-    (100, False): {"map": 0.151536, "map50": 0.230175, "small": 0.039959, "medium": 0.213887, "large": 0.372565},
-    (100, True): {"map": 0.177775, "map50": 0.260547, "small": 0.033181, "medium": 0.237994, "large": 0.428667},
+RECORDED = {  # re-recorded when validation started decoding images >= 2x imgsz at reduced JPEG scale (issue 20)
+    (300, False): {"map": 0.151338, "map50": 0.228348, "small": 0.043007, "medium": 0.208586, "large": 0.355034},
+    (300, True): {"map": 0.17929, "map50": 0.25732, "small": 0.033593, "medium": 0.242017, "large": 0.424126},
+    (100, False): {"map": 0.150743, "map50": 0.22713, "small": 0.042648, "medium": 0.207826, "large": 0.353861},
+    (100, True): {"map": 0.179037, "map50": 0.256471, "small": 0.03336, "medium": 0.241631, "large": 0.424061},
 }
 
 
