@@ -171,7 +171,7 @@ def summarise(rows: list[dict], trees: list[str]) -> tuple[list[list], dict]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", nargs="+", default=["big"], help="'big' (generated 1920x1080 JPEGs) or data YAMLs")
-    ap.add_argument("--big-images", type=int, default=128, help="images in the generated set")
+    ap.add_argument("--big-images", type=int, default=512, help="images in the generated set")
     ap.add_argument("--images", type=int, default=0, help="use only the first N images of each dataset (0: all)")
     ap.add_argument("--imgsz", type=int, default=640)
     ap.add_argument("--batch", type=int, default=32)

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import markdown_table, run_isolated, script_main  # noqa: E402
+from benchmarks._results import save_results  # noqa: E402
 
 DATASETS = {"shapes": "shapes.yaml", "icons": "icons.yaml"}  # study name -> the shipped data YAML it shrinks
 RECIPES = ("classic", "scheduled")
@@ -131,6 +132,8 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=128, help="train images per dataset")
     ap.add_argument("--n-val", type=int, default=60, help="val images per dataset")
     ap.add_argument("--jobs", type=int, default=2, help="runs at once (each in its own process)")
+    ap.add_argument("--save", metavar="NAME", default="",
+                    help="write benchmarks/results/NAME.json (the table, means, p-values, wall time) for the docs")
     ap.add_argument("--score-only", action="store_true", help="re-score the saved last.pt files; no training")
     ap.add_argument("--rescore", action="store_true",
                     help="score each last.pt again with the validator after training (default: the final results.csv "
@@ -173,7 +176,8 @@ def main() -> None:
         t0 = time.time()
         with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
             list(pool.map(one, todo))
-        print(f"{len(todo)} runs in {time.time() - t0:.0f} s", flush=True)
+        wall = time.time() - t0
+        print(f"{len(todo)} runs in {wall:.0f} s", flush=True)
     for key, r in sorted(results.items()):
         last = Path(r["run"]) / "weights" / "last.pt"
         if (args.rescore or args.score_only) and r["dataset"] in yamls and last.is_file():
@@ -184,6 +188,34 @@ def main() -> None:
                           "mp": row["metrics/precision(B)"], "mr": row["metrics/recall(B)"]}
     save()
     print(table(results))
+    if args.save:
+        save_results(args.save, study_figures(results, args), {k: v for k, v in vars(args).items() if k != "save"})
+
+
+def study_figures(results: dict, args) -> dict:
+    """Figures for the docs: the table, each dataset/recipe's mean mAP50-95 and mAP50, the Welch p per dataset,
+    how many runs of each recipe stalled (final mAP50-95 under 0.01) and the runs' summed and longest wall time."""
+    figs: dict = {"table_md": table(results)}
+    for name in args.datasets:
+        per = {r: [v for v in results.values() if v["dataset"] == name and v["recipe"] == r and "score" in v]
+               for r in RECIPES}
+        for r in RECIPES:
+            if per[r]:
+                figs[f"{name}_{r}_map"] = round(statistics.fmean(v["score"]["map"] for v in per[r]), 3)
+                figs[f"{name}_{r}_map50"] = round(statistics.fmean(v["score"]["map50"] for v in per[r]), 3)
+                figs[f"{name}_{r}_stalled"] = sum(v["score"]["map"] < 0.01 for v in per[r])
+        if all(per.values()):
+            figs[f"{name}_p"] = round(welch_p(*([v["score"]["map"] for v in per[r]] for r in RECIPES)), 3)
+    pairs = [(results.get(f"{n}/classic-s{s}"), results.get(f"{n}/scheduled-s{s}"))
+             for n in args.datasets for s in args.seeds]
+    pairs = [(a, b) for a, b in pairs if a and b and "score" in a and "score" in b]
+    figs["seed_pairs"] = len(pairs)
+    figs["seed_pairs_classic_ahead"] = sum(a["score"]["map"] > b["score"]["map"] for a, b in pairs)
+    train_s = [v["train_s"] for v in results.values() if "train_s" in v]
+    if train_s:
+        figs["run_minutes_max"] = round(max(train_s) / 60, 1)
+        figs["runs"] = len(train_s)
+    return figs
 
 
 if __name__ == "__main__":

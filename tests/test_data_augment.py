@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -165,6 +166,21 @@ def test_random_hsv_lut_values():
     assert (img == 100).all()  # input untouched
     same = RandomHSV(0.0, 0.0, 0.0)({"img": img}, np.random.default_rng(5))
     assert same["img"] is img
+
+
+def test_random_hsv_each_channel_gets_its_own_gain():
+    """Hue, saturation and value each move by their own drawn gain (hue wraps at 180): a per-pixel reference in
+    HSV space, so tables applied to the wrong plane, or a hue that clips instead of wrapping, fail."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    gains = np.array([0.5, 0.7, 0.4])
+    out = RandomHSV(*gains)({"img": img}, np.random.default_rng(11))["img"]
+    r = np.random.default_rng(11).uniform(-1, 1, 3) * gains + 1
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.float64)
+    ref = np.stack([(hsv[..., 0] * r[0]) % 180, np.clip(hsv[..., 1] * r[1], 0, 255),
+                    np.clip(hsv[..., 2] * r[2], 0, 255)], -1).astype(np.uint8)
+    assert np.array_equal(out, cv2.cvtColor(ref, cv2.COLOR_HSV2BGR))
+    assert r[0] * 179 > 180 or r[0] < 1  # the draw exercises the wrap or a shrink of hue
 
 
 def test_random_flip():

@@ -4,16 +4,15 @@ an existing dataset; train's one-line summary; and a converted VOC folder that t
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from tests.browser import dump_dom, require_browser
 from tests.test_convert import make_voc
 
 from ultralytics.data.build import dataset_summary
@@ -109,15 +108,10 @@ def test_train_summary_line_points_to_the_check(tmp_path):
 
 
 def test_chromium_renders_the_counts(converted):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    with tempfile.TemporaryDirectory() as profile:
-        r = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                            "--dump-dom", (converted / "report.html").as_uri()], capture_output=True, text=True,
-                           timeout=120, env={**os.environ, "HOME": profile})
-    t = Tables(r.stdout)
+    require_browser()  # skips without Chromium, fails under CI
+    t = Tables(dump_dom(converted / "report.html"))
     assert t.tables["per-class"][1:] == expected_per_class(converted)
+    assert t.tables["sizes"][1:] == [["small", "60.0%"], ["medium", "20.0%"], ["large", "20.0%"]]
 
 
 def test_converted_dataset_trains_one_epoch_and_validates(converted, tmp_path):
