@@ -30,6 +30,20 @@ import torch  # noqa: E402
 MODELS = ("yolov10n.yaml", "yolov10n-LSKA.yaml", "yolov10n-PSALSKA.yaml")
 
 
+def compact_table(rows: list[dict]) -> str:
+    """One row per model: params, GFLOPs and 'median ± std' ms for PyTorch, ONNX Runtime and TorchScript."""
+    from benchmarks._common import markdown_table as md
+
+    cols = {"pytorch": "PyTorch ms", "onnx": "ONNX Runtime ms", "torchscript": "TorchScript ms"}
+    models: dict[str, dict] = {}
+    for r in rows:
+        m = models.setdefault(r["model"], {"params": r["params"], "gflops": r["gflops"]})
+        m[r["format"]] = f"{r['ms_median']:.1f} ± {r['ms_std']:.1f}"
+    return md(["model", "params", "GFLOPs", *cols.values()],
+              [[name, f"{m['params']:,}" if isinstance(m["params"], int) else m["params"], f"{float(m['gflops']):.2f}",
+                *(m.get(f, "-") for f in cols)] for name, m in models.items()])
+
+
 def main() -> None:
     from ultralytics import YOLO
     from ultralytics.analysis.benchmark import benchmark, markdown_table
@@ -77,6 +91,8 @@ def main() -> None:
     table = markdown_table(rows)
     print(table)
     figures["latency_table_md"] = table
+    figures["latency_compact_md"] = compact_table(rows)
+    print(figures["latency_compact_md"])
     for fmt in seconds:
         figures[f"{fmt}_export_s_max"] = round(max(seconds[fmt]), 1)
         figures[f"{fmt}_mb_min"], figures[f"{fmt}_mb_max"] = round(min(sizes[fmt]), 1), round(max(sizes[fmt]), 1)

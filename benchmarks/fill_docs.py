@@ -21,7 +21,8 @@ if __name__ == "__main__" and not __package__:
 
 from benchmarks._results import load_results  # noqa: E402
 
-FIG = re.compile(r"(-?[0-9][0-9,]*(?:\.[0-9]+)?)([^0-9<]{0,12})<!--fig:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->")
+# a minus is a sign only where it cannot be a dash: not right after a word, a digit or a marker ("8.7<!--..-->-9.2")
+FIG = re.compile(r"((?:(?<![\w>])-)?[0-9][0-9,]*(?:\.[0-9]+)?)([^0-9<]{0,12})<!--fig:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->")
 STR_FIG = re.compile(r"<!--fig:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->")
 TABLE = re.compile(r"(<!--table:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->\n)(.*?)(\n<!--/table-->)", re.S)
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ultralytics.data.allocator import keep_image_buffers
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.utils import LOGGER, UserError, colorstr
 
@@ -204,11 +205,13 @@ class WaitClock:
 
 
 def seed_worker(worker_id: int) -> None:
-    """Seed the global RNGs of a worker from its torch seed; single-threaded OpenCV inside workers."""
+    """Seed the global RNGs of a worker from its torch seed; single-threaded OpenCV inside workers; large image
+    buffers reused from the heap (data/allocator.py)."""
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
     cv2.setNumThreads(0)
+    keep_image_buffers()
 
 
 def usable_cpus() -> int:
