@@ -171,8 +171,13 @@ def test_loader_benchmark_writes_csv(tiny_data, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ augment_device: batched affine, HSV and flips
+# the batched path's devices: the CPU always, CUDA where present (a GPU machine runs the same equivalence checks)
+AUG_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", AUG_DEVICES)
 @pytest.mark.parametrize("mosaic,perspective", [(1.0, 0.0), (0.5, 0.0), (0.0, 0.0), (1.0, 0.0005)])
-def test_batch_augment_matches_per_image_path(speed_data, mosaic, perspective):
+def test_batch_augment_matches_per_image_path(speed_data, mosaic, perspective, device):
     """Same (seed, epoch, index) draws: the batched tensor path keeps the same boxes (float32 rounding) and
     classes, and images within TOL_BATCH grey levels of the per-image OpenCV path (measured: about 0.1-0.3)."""
     from ultralytics.data.batch_augment import BatchAugment
@@ -186,7 +191,9 @@ def test_batch_augment_matches_per_image_path(speed_data, mosaic, perspective):
         b = deferred.collate_fn(deferred.__getitems__(keys))
         side = 2 * IMGSZ if mosaic > 0 else IMGSZ
         assert b["img"].shape == (5, 3, side, side) and b["aug_params"].shape == (5, 15)
-        b = BatchAugment(IMGSZ, "cpu")(b)
+        b = BatchAugment(IMGSZ, device)(b)
+        assert b["img"].device.type == device
+        b = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in b.items()}
         assert b["img"].dtype == torch.uint8 and b["img"].shape == a["img"].shape == (5, 3, IMGSZ, IMGSZ)
         assert torch.equal(a["cls"], b["cls"]) and torch.equal(a["batch_idx"], b["batch_idx"])
         assert len(a["bboxes"]) > 0 and torch.allclose(a["bboxes"], b["bboxes"], atol=1e-6, rtol=0)
