@@ -39,6 +39,15 @@ RESULTS_DIR = ROOT / "benchmarks" / "results"
 DEFAULT_CFG = ROOT / "ultralytics" / "cfg" / "default.yaml"
 TRAIN_PY = ROOT / "train.py"
 
+# The markers, read by benchmarks/fill_docs.py (which writes the figures) and tests/test_figures.py (which checks
+# them): one definition, so the writer and the checker cannot disagree on what a cited figure is.
+FIG_MARKER = re.compile(r"<!--fig:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->")  # groups: name, key
+TABLE_BLOCK = re.compile(r"(<!--table:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->\n)(.*?)(\n<!--/table-->)",
+                         re.S)  # groups: opening line, name, key, the table, closing line
+# a number as shown before a marker; a minus is a sign only where it cannot be a dash (not right after a word,
+# a digit or a marker: "8.7<!--fig:a.lo-->-9.2" is a range)
+SHOWN_NUMBER = r"((?:(?<![\w>])-)?[0-9][0-9,]*(?:\.[0-9]+)?)"
+
 
 def train_py_settings(path: Path = TRAIN_PY) -> dict[str, Any]:
     """The defaults a user edits in train.py: MODEL, DATA and the keywords of `settings = dict(...)`."""

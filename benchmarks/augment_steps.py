@@ -213,8 +213,8 @@ def main(argv: list[str] | None = None) -> dict:
     same = [np.array_equal(hsv({"img": x[0]}, np.random.default_rng(k))["img"],
                            hsv_one_lut(x[0], np.random.default_rng(k).uniform(-1, 1, 3) * hsv.gains + 1))
             for k, x in enumerate(hsv_in)]
-    mad = [float(np.abs(one_warp(tiles[k], drawn[k][2], drawn[k][1]).astype(np.float64)
-                        - warped_plain(drawn[k], cv2)).mean()) for k in idx]
+    mad = [float(np.abs(one_warp(tiles[k], drawn[k][2], drawn[k][1]).astype(np.float64) - warped[k]).mean())
+           for k in idx]  # against the loader's own warp of the same canvas by the same matrix
     figs = {k: round(v, 3) for k, v in t.items()}
     figs["hsv_same_pixels"] = int(all(same))
     figs["one_warp_mad"] = round(max(mad), 3)
@@ -246,12 +246,6 @@ def main(argv: list[str] | None = None) -> dict:
         save_results("augment_steps", figs, {"images": N, "imgsz": 640, "repeats": r, "rounds": a.rounds,
                                              "threads": 1})
     return figs
-
-
-def warped_plain(d, cv2):
-    """The drawn sample's canvas warped by its matrix (the loader's way)."""
-    labels, (out_h, out_w), M, _ = d
-    return cv2.warpAffine(labels["img"], M[:2], (out_w, out_h), borderValue=(114,) * 3).astype(float)
 
 
 if __name__ == "__main__":

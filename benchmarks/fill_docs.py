@@ -19,12 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__" and not __package__:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import load_results  # noqa: E402
+from benchmarks._results import FIG_MARKER, SHOWN_NUMBER, TABLE_BLOCK, load_results  # noqa: E402
 
-# a minus is a sign only where it cannot be a dash: not right after a word, a digit or a marker ("8.7<!--..-->-9.2")
-FIG = re.compile(r"((?:(?<![\w>])-)?[0-9][0-9,]*(?:\.[0-9]+)?)([^0-9<]{0,12})<!--fig:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->")
-STR_FIG = re.compile(r"<!--fig:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->")
-TABLE = re.compile(r"(<!--table:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->\n)(.*?)(\n<!--/table-->)", re.S)
+FIG = re.compile(SHOWN_NUMBER + r"([^0-9<]{0,12})" + FIG_MARKER.pattern)  # number, what lies between, name, key
 
 
 def shown_like(old: str, value: float) -> str:
@@ -55,8 +52,8 @@ def fill(text: str, where: str, notes: list[str]) -> str:
         v = figure(m.group(2), m.group(3))
         return m.group(1) + str(v).strip() + m.group(5) if isinstance(v, str) else m.group(0)
 
-    text = TABLE.sub(table, FIG.sub(number, text))
-    for m in STR_FIG.finditer(text):
+    text = TABLE_BLOCK.sub(table, FIG.sub(number, text))
+    for m in FIG_MARKER.finditer(text):
         v = figure(m.group(1), m.group(2))
         if isinstance(v, str) and not text[:m.start()].rstrip("* _`").endswith(v):
             line = text.count("\n", 0, m.start()) + 1

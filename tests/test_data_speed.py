@@ -5,6 +5,7 @@ loader benchmark's CSV; augment_device's batched tensor path against the per-ima
 from __future__ import annotations
 
 import csv
+import os
 import re
 import sys
 from pathlib import Path
@@ -146,8 +147,6 @@ def test_cache_ram_same_batches_as_no_cache(speed_data):
 
 
 def test_usable_cpus_follows_affinity(monkeypatch):
-    import os
-
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
     assert usable_cpus() == 3
 
@@ -310,7 +309,7 @@ print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
 def _page_faults(apply: bool) -> tuple[str, int]:
     import subprocess
 
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MALLOC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     out = subprocess.run([sys.executable, "-c", _BATCH_PATTERN.format(root=str(ROOT)), "1" if apply else "0"],
                          capture_output=True, text=True, check=True, env=env).stdout.split()
     return out[0], int(out[1])

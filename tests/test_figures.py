@@ -14,11 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._results import defaults_hash, load_results, save_results  # noqa: E402
+from benchmarks._results import (FIG_MARKER, SHOWN_NUMBER, TABLE_BLOCK, defaults_hash, load_results,  # noqa: E402
+                                 save_results)
 
-FIG = re.compile(r"<!--fig:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->")
-TABLE = re.compile(r"<!--table:([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-.]+)-->\n(.*?)\n<!--/table-->", re.S)
-NUMBER = re.compile(r"((?:(?<![\w>])-)?[0-9][0-9,]*(?:\.[0-9]+)?)[^0-9]*$")  # "-->-9.2": a dash, not a sign
+NUMBER = re.compile(SHOWN_NUMBER + r"[^0-9]*$")  # the last number of the text before a marker
 
 
 def doc_files() -> list[Path]:
@@ -66,7 +65,7 @@ def check_text(text: str, where: str, results_dir: Path | None = None, stale: li
             return None
         return doc["figures"][key]
 
-    for m in FIG.finditer(text):
+    for m in FIG_MARKER.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
         v = value(m.group(1), m.group(2), line)
         if v is None:
@@ -74,11 +73,11 @@ def check_text(text: str, where: str, results_dir: Path | None = None, stale: li
         ok, shown = figure_matches(text[max(0, m.start() - 200):m.start()], v)
         if not ok:
             errors.append(f"{where}:{line}: shows {shown!r}, {m.group(1)}.json says {m.group(2)} = {v!r}")
-    for m in TABLE.finditer(text):
+    for m in TABLE_BLOCK.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
-        v = value(m.group(1), m.group(2), line)
-        if v is not None and m.group(3).strip() != str(v).strip():
-            errors.append(f"{where}:{line}: the table differs from {m.group(1)}.json {m.group(2)}")
+        v = value(m.group(2), m.group(3), line)
+        if v is not None and m.group(4).strip() != str(v).strip():
+            errors.append(f"{where}:{line}: the table differs from {m.group(2)}.json {m.group(3)}")
     return errors
 
 
