@@ -29,7 +29,7 @@ def recorded_run(tiny_data, tmp_path_factory):
     model = YOLO(MODEL)
     seen, at_fit_end = [], []
     for event in EVENTS:
-        model.add_callback(event, lambda owner, e=event: seen.append(e))
+        model.add_callback(event, lambda owner, e=event: seen.append((e, owner)))
     model.add_callback("on_fit_epoch_end", lambda t: at_fit_end.append(
         (t.epoch, t.tloss.tolist(), t.metrics.box.map, t.save_dir, type(t.model).__name__)))
     model.train(data=tiny_data, project=str(project), name="rec", epochs=2,
@@ -37,13 +37,37 @@ def recorded_run(tiny_data, tmp_path_factory):
     return project / "rec", seen, at_fit_end
 
 
+TRAINER_EVENTS = EVENTS[:EVENTS.index("teardown") + 1]  # fired by the trainer with itself
+
+
 def test_events_fire_in_order_and_count(recorded_run):
     _, seen, _ = recorded_run
-    epoch = (["on_train_epoch_start"] + ["on_train_batch_start", "on_train_batch_end"] * 4 + ["on_train_epoch_end"]
+    names = [e for e, _ in seen if e in TRAINER_EVENTS or e in ("on_val_start", "on_val_end")]
+    # batch 4 of nbs 64: accumulate 16 > 4 batches, so one optimizer step per epoch, after its last batch
+    epoch = (["on_train_epoch_start"] + ["on_train_batch_start", "on_train_batch_end"] * 4
+             + ["optimizer_step", "on_before_zero_grad", "on_train_epoch_end", "on_params_update"]
              + ["on_val_start", "on_val_end", "on_model_save", "on_fit_epoch_end"])
     expected = (["on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_start"] + epoch * 2
-                + ["on_val_start", "on_val_end", "on_train_end"])  # the final validation of best.pt
-    assert seen == expected
+                + ["on_val_start", "on_val_end", "on_train_end", "teardown"])  # the final validation of best.pt
+    assert names == expected
+    assert set(TRAINER_EVENTS) <= {e for e, _ in seen}  # every trainer event of Ultralytics 8.4 fired
+    from ultralytics.models.yolo.detect import DetectionTrainer, DetectionValidator
+
+    trainers = {id(o) for e, o in seen if e in TRAINER_EVENTS}
+    assert len(trainers) == 1  # one and the same trainer object at every trainer event
+    assert all(isinstance(o, DetectionTrainer) for e, o in seen if e in TRAINER_EVENTS)
+    assert all(isinstance(o, DetectionValidator) for e, o in seen if e.startswith("on_val_"))
+
+
+def test_registry_has_the_25_ultralytics_events():
+    assert len(EVENTS) == len(set(EVENTS)) == 25
+    assert {"teardown", "optimizer_step", "on_before_zero_grad", "on_params_update", "on_val_batch_start",
+            "on_val_batch_end", "on_predict_batch_start", "on_predict_postprocess_end", "on_predict_batch_end",
+            "on_export_start", "on_export_end"} <= set(EVENTS)
+    with pytest.raises(UserError) as info:
+        Callbacks().add("on_predict_batch_ends", print)
+    msg = str(info.value)
+    assert "did you mean 'on_predict_batch_end'" in msg and all(e in msg for e in EVENTS)  # lists the valid ones
 
 
 def test_trainer_attributes_match_the_logged_row(recorded_run):
@@ -108,9 +132,16 @@ def test_raising_callback_names_event_and_callback(tiny_data, tmp_path):
         if trainer.epoch == 1:
             raise ValueError("custom metric missing")
 
+    loggers, teardowns = [], []
     model.add_callback("on_train_epoch_start", explode_in_second_epoch)
+    model.add_callback("on_train_start", lambda t: loggers.extend(
+        fn.__self__ for fn in t.callbacks.get("teardown") if hasattr(fn, "__self__")))
+    model.add_callback("on_train_end", lambda t: teardowns.append("train_end"))
+    model.add_callback("teardown", lambda t: teardowns.append(("teardown", t.epoch)))
     with pytest.raises(CallbackError) as info:
-        model.train(data=tiny_data, project=str(tmp_path), name="err", epochs=3, **TINY)
+        model.train(data=tiny_data, project=str(tmp_path), name="err", epochs=3, **{**TINY, "tensorboard": True})
+    assert teardowns == [("teardown", 1)]  # after the exception, once; the run never reached its end
+    assert len(loggers) == 1 and loggers[0].writer is None  # TensorBoard's writer was closed at teardown
     msg = str(info.value)
     assert "'on_train_epoch_start'" in msg and "explode_in_second_epoch" in msg and "custom metric missing" in msg
     assert "holds epoch 1" in msg and isinstance(info.value.__cause__, ValueError)

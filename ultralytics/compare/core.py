@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ultralytics.compare.groups import Group, diff_text, group_runs, not_comparable, settings_diff
 from ultralytics.compare.profile import Profiler, arch_signature
-from ultralytics.compare.runs import Run
+from ultralytics.compare.runs import METRIC_COLUMNS, Run
 from ultralytics.compare.stats import ALPHA, compare
 from ultralytics.utils import UserError
 
@@ -96,8 +96,7 @@ def _run_row(r: Run, base: Run, group: Group, profiler: Profiler) -> dict:
         "params": cost.params if cost else None, "gflops": cost.gflops if cost else math.nan,
         "best_epoch": (r.best_index + 1) if r.best_index is not None else None,
         "best_mAP50": r.best("mAP50"), "best_mAP50-95": r.best("mAP50-95"),
-        "final_precision": r.final("precision"), "final_recall": r.final("recall"),
-        "final_mAP50": r.final("mAP50"), "final_mAP50-95": r.final("mAP50-95"),
+        **{f"final_{m}": r.final(m) for m in {**METRIC_COLUMNS, **r.metric_columns}},  # results.csv's metrics
         "time_s": secs, "train_images": n_img, "images_per_s": ips,
     }
     for m in ("mAP50", "mAP50-95"):

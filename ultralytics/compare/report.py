@@ -151,15 +151,17 @@ def render_markdown(comp: Comparison, png_name: str | None = "compare.png") -> s
 
 
 def rows_to_csv(rows: list[dict]) -> str:
-    """CSV text of dict rows (columns from the first row; floats at full precision, NaN/None empty)."""
+    """CSV text of dict rows (columns: every row's keys, first seen first; floats at full precision, NaN/None
+    and a key a row lacks empty)."""
     if not rows:
         return ""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(list(rows[0]))
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    w.writerow(cols)
     for r in rows:
         w.writerow(["" if v is None or (isinstance(v, float) and not math.isfinite(v)) else
-                    (repr(float(v)) if isinstance(v, float) else v) for v in r.values()])
+                    (repr(float(v)) if isinstance(v, float) else v) for v in (r.get(k) for k in cols)])
     return buf.getvalue()
 
 

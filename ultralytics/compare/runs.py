@@ -1,7 +1,7 @@
 """Reading a training run directory: args.yaml, results.csv and the model YAML kept in its checkpoint.
 
 A run directory is what the trainer writes to runs/train/<name>: args.yaml (the merged settings),
-results.csv (one row per finished epoch, columns of ultralytics.engine.results_log.COLUMNS) and
+results.csv (one row per finished epoch, columns named by key: see ultralytics/engine/results_log.py) and
 weights/best.pt, weights/last.pt. A directory with neither args.yaml nor results.csv is not a run.
 """
 
@@ -17,12 +17,18 @@ import numpy as np
 import yaml
 
 from ultralytics.utils import UserError
+from ultralytics.utils.metrics import DetMetrics
 
-# results.csv columns the comparison reads (short name -> column); missing optional ones read as NaN.
-METRIC_COLUMNS = {
-    "precision": "metrics/precision(B)", "recall": "metrics/recall(B)",
-    "mAP50": "metrics/mAP50(B)", "mAP50-95": "metrics/mAP50-95(B)",
-}
+
+def short_name(column: str) -> str:
+    """'metrics/mAP50-95(B)' -> 'mAP50-95': the name a metric goes by in the compare tables."""
+    name = column.split("/", 1)[-1]
+    return name[:-3] if name.endswith("(B)") else name
+
+
+# results.csv columns the comparison reads (short name -> column), from the one list of metrics (utils/metrics.py);
+# a run's own results.csv may add more (Run.metric_columns); missing optional ones read as NaN.
+METRIC_COLUMNS = {short_name(k): k for k in DetMetrics.METRICS}
 LOSS_COLUMNS = ["train/box_loss", "train/cls_loss", "train/dfl_loss", "val/box_loss", "val/cls_loss", "val/dfl_loss"]
 REQUIRED_COLUMNS = ("epoch", METRIC_COLUMNS["mAP50"], METRIC_COLUMNS["mAP50-95"])
 
@@ -100,14 +106,27 @@ class Run:
         return self.status in (FINISHED, EARLY_STOPPED)
 
     # --- metrics ----------------------------------------------------------------------------------
+    @property
+    def metric_columns(self) -> dict[str, str]:
+        """{short name: column} of the metrics this run logged (its results.csv 'metrics/...' columns, in their
+        order), or METRIC_COLUMNS when it has no rows yet."""
+        own = {short_name(c): c for c in self.rows if c.startswith("metrics/")}
+        return own or dict(METRIC_COLUMNS)
+
+    @property
+    def loss_columns(self) -> list[str]:
+        """The run's train/<loss> and val/<loss> columns (LOSS_COLUMNS when it has no rows yet)."""
+        return [c for c in self.rows if c.startswith(("train/", "val/"))] or list(LOSS_COLUMNS)
+
     def column(self, name: str) -> np.ndarray:
-        """(E,) values of a results.csv column (a METRIC_COLUMNS short name works too); NaN when absent."""
-        key = METRIC_COLUMNS.get(name, name)
+        """(E,) values of a results.csv column (a metric's short name works too); NaN when absent."""
+        key = self.metric_columns.get(name) or METRIC_COLUMNS.get(name, name)
         return self.rows.get(key, np.full(self.epochs_done, np.nan))
 
     def validated(self) -> np.ndarray:
         """(E,) bool: epochs that were validated (with val=False the trainer logs zero val losses)."""
-        vl = np.stack([self.column(c) for c in LOSS_COLUMNS[3:]], 0) if self.epochs_done else np.zeros((3, 0))
+        val = [c for c in self.loss_columns if c.startswith("val/")]
+        vl = np.stack([self.column(c) for c in val], 0) if self.epochs_done and val else np.zeros((1, 0))
         return ~np.all(vl == 0, axis=0)
 
     def fitness(self) -> np.ndarray:

@@ -1,4 +1,11 @@
-"""results.csv: one row per finished epoch, rewritten atomically after that epoch's checkpoint is saved."""
+"""results.csv: one row per finished epoch, rewritten atomically after that epoch's checkpoint is saved.
+
+A row is a dict made from keys, never from a column list by position: `epoch`, `train/<loss>` for each name of
+the trainer's `loss_names`, the validation metrics' `results_dict` keys (utils/metrics.py DetMetrics.METRICS, less
+`fitness`), `val/<loss>`, `lr/pg<i>` per parameter group and `time`. The header is the union of the rows' keys in
+the order first seen (a key that first appears in a later row, e.g. the metrics after unvalidated epochs, goes
+after the key it follows in that row); a row without a column's key shows 0 there.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,28 @@ import io
 from pathlib import Path
 
 from ultralytics.utils.files import atomic_write_text
+from ultralytics.utils.metrics import DetMetrics
 
-COLUMNS = ["epoch", "train/box_loss", "train/cls_loss", "train/dfl_loss", "metrics/precision(B)",
-           "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)", "val/box_loss", "val/cls_loss",
-           "val/dfl_loss", "lr/pg0", "lr/pg1", "lr/pg2", "time"]
+
+def columns(loss_names, metric_keys, lr_groups: int = 3) -> list[str]:
+    """The header of a run whose trainer has these loss names and whose validator these metric keys."""
+    return (["epoch", *(f"train/{n}" for n in loss_names), *metric_keys, *(f"val/{n}" for n in loss_names),
+             *(f"lr/pg{j}" for j in range(lr_groups)), "time"])
+
+
+# The detect trainer's header with the default metrics (DetectionTrainer.loss_names; tests and readers use it)
+COLUMNS = columns(("box_loss", "cls_loss", "dfl_loss"), DetMetrics.METRICS)
+
+
+def merge_columns(known: list[str], row: dict) -> list[str]:
+    """`known` plus the keys of `row` it lacks, each placed right after the key it follows in `row`."""
+    out = list(known)
+    prev = None
+    for k in row:
+        if k not in out:
+            out.insert(out.index(prev) + 1 if prev is not None else 0, k)
+        prev = k
+    return out
 
 
 class ResultsLog:
@@ -21,10 +46,23 @@ class ResultsLog:
         self.rows: list[dict] = []
 
     @staticmethod
-    def make_row(epoch: int, train_loss: list, metrics, val_loss: list, lr: dict, seconds: float) -> dict:
-        mean = metrics.mean_results() if metrics is not None else [0.0] * 4
-        values = [epoch, *train_loss, *mean, *val_loss, lr["lr/pg0"], lr["lr/pg1"], lr["lr/pg2"], seconds]
-        return {k: (int(v) if k == "epoch" else float(v)) for k, v in zip(COLUMNS, values)}
+    def make_row(epoch: int, train_loss: dict, metrics: dict, val_loss: dict, lr: dict, seconds: float) -> dict:
+        """{column: value}: train_loss/val_loss {loss name: value}, metrics {key: value} ('fitness' left out)."""
+        row = {"epoch": int(epoch)}
+        row.update({f"train/{k}": float(v) for k, v in train_loss.items()})
+        row.update({k: float(v) for k, v in metrics.items() if k != "fitness"})
+        row.update({f"val/{k}": float(v) for k, v in val_loss.items()})
+        row.update({k: float(v) for k, v in lr.items()})
+        row["time"] = float(seconds)
+        return row
+
+    @property
+    def columns(self) -> list[str]:
+        """The header: every key of every row, in the order first seen."""
+        cols: list[str] = []
+        for r in self.rows:
+            cols = merge_columns(cols, r)
+        return cols
 
     def elapsed(self) -> float:
         """Training seconds of the rows already logged (a resumed run adds its time to them)."""
@@ -42,7 +80,8 @@ class ResultsLog:
     def _write(self) -> None:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(COLUMNS)
+        cols = self.columns
+        w.writerow(cols)
         for r in self.rows:
-            w.writerow([r["epoch"]] + [f"{r[k]:.6g}" for k in COLUMNS[1:]])
+            w.writerow([int(r.get(k, 0)) if k == "epoch" else f"{float(r.get(k, 0.0)):.6g}" for k in cols])
         atomic_write_text(self.path, buf.getvalue())

@@ -9,7 +9,12 @@ rank 0; data order and augmentation derive from (seed, epoch); decisions that en
 Checkpoints and resume: engine/trainer_checkpoint.py; the per-step agreement of DDP ranks on skipping or
 stopping: engine/trainer_ddp.py (mixins of BaseTrainer: their methods are BaseTrainer's).
 
-Extension point: callbacks (utils/callbacks), fired at the named events; a callback may set `trainer.stop`.
+Extension point: callbacks (utils/callbacks), fired at Ultralytics 8.4's trainer events with the trainer; a callback
+may set `trainer.stop`. `teardown` fires last, after success and after an exception alike.
+
+Columns by key: the subclass declares `loss_names` (the criterion's loss items, in their order); results.csv and the
+progress table name the losses `train/<name>` and `val/<name>`, and the metrics by the keys of the validation's
+`results_dict` (utils/metrics.py), so one more loss is one more name and one more metric one entry there.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ MAX_BAD_STEPS = 20  # consecutive non-finite losses before the run is stopped
 
 class BaseTrainer(CheckpointMixin, StepAgreementMixin):
     """Train a model with the merged settings (cfg/default.yaml <- overrides)."""
+
+    loss_names: tuple[str, ...] = ()  # subclass: the names of the criterion's loss items (n,), in their order
 
     def __init__(self, overrides: dict | None = None, model=None, callbacks: Callbacks | None = None):
         overrides = dict(overrides or {})
@@ -88,6 +95,7 @@ class BaseTrainer(CheckpointMixin, StepAgreementMixin):
         self.best_fitness = None
         self.fitness = None
         self.metrics = None
+        self.metric_keys: list[str] = []  # the metric columns of the last validation
         self.ema = None
         self.criterion = None
         self.given_model = model
@@ -96,7 +104,7 @@ class BaseTrainer(CheckpointMixin, StepAgreementMixin):
         self.bad_grad_steps = 0
         self.saved_epoch = None  # the epoch that last.pt holds (0-based), None before the first save
         self.stop = False  # a callback sets it to end the run after the current epoch
-        self.tloss = None  # mean (box, cls, dfl) train loss of the epoch so far
+        self.tloss = None  # (len(loss_names),) mean train loss items of the epoch so far
         self.callbacks = callbacks.copy() if callbacks is not None else Callbacks()
         if not self.launch:
             add_integration_callbacks(self)
@@ -145,6 +153,8 @@ class BaseTrainer(CheckpointMixin, StepAgreementMixin):
         self.bad_grad_steps = 0
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.run_callbacks("optimizer_step")
+        self.run_callbacks("on_before_zero_grad")
         self.optimizer.zero_grad(set_to_none=True)
         self.ema.update(self.model)
 
@@ -168,8 +178,10 @@ class BaseTrainer(CheckpointMixin, StepAgreementMixin):
             dist.launch(self.args.device, self.save_dir)
             self.after_launch()
             return
+        ok = False
         try:
             self._train()
+            ok = True
         except CallbackError as e:
             raise CallbackError(f"{e}. {self._last_note()}") from e.__cause__
         except KeyboardInterrupt:
@@ -180,11 +192,22 @@ class BaseTrainer(CheckpointMixin, StepAgreementMixin):
         finally:
             if hasattr(self, "sigint"):
                 self.sigint.restore()
+            self._teardown(ok)
         if self.world_size > 1:
             dist.barrier()  # rank 0 finished its final validation
             dist.cleanup()
             if os.environ.get(dist.LAUNCHED_ENV):  # a process of launch(): the launching process carries on
                 raise SystemExit(0)
+
+    def _teardown(self, ok: bool) -> None:
+        """Fire `teardown` (writers close there); when the run already failed, a failing teardown callback is
+        logged and the run's own exception goes on."""
+        try:
+            self.run_callbacks("teardown")
+        except CallbackError as e:
+            if ok:
+                raise
+            LOGGER.warning(f"WARNING ⚠️ {e} (while the run was ending on an error)")
 
     def after_launch(self) -> None:
         """In the process that started torchrun, once training is over (subclass: read the results)."""
@@ -226,10 +249,10 @@ class BaseTrainer(CheckpointMixin, StepAgreementMixin):
             elif self.args.close_mosaic and epoch > self.epochs - self.args.close_mosaic:
                 self.train_loader.dataset.close_mosaic()  # resumed after the switch: keep it closed
             self.train_loader.set_epoch(epoch)
-            self.tloss = tloss = torch.zeros(3, device=self.device)
+            self.tloss = tloss = torch.zeros(len(self.loss_names), device=self.device)
             self.run_callbacks("on_train_epoch_start")
-            LOGGER.info(("\n" + "%11s" * 7) % ("Epoch", "GPU_mem", "box_loss", "cls_loss", "dfl_loss",
-                                                "Instances", "Size"))
+            LOGGER.info(("\n" + "%11s" * (4 + len(self.loss_names))) % ("Epoch", "GPU_mem", *self.loss_names,
+                                                                        "Instances", "Size"))
             clock = WaitClock(self.train_loader)  # time waiting for data vs the rest, logged after the epoch
             pbar = tqdm(enumerate(clock), total=nb, bar_format="{l_bar}{bar:10}{r_bar}", disable=not main)
             n_good, synced = 0, True
@@ -268,7 +291,7 @@ class BaseTrainer(CheckpointMixin, StepAgreementMixin):
                 self.tloss = tloss = (tloss * (n_good - 1) + items) / n_good
                 if main:
                     mem = f"{torch.cuda.memory_reserved() / 1e9 if torch.cuda.is_available() else 0:.3g}G"
-                    pbar.set_description(("%11s" * 2 + "%11.4g" * 5) % (
+                    pbar.set_description(("%11s" * 2 + "%11.4g" * (2 + len(self.loss_names))) % (
                         f"{epoch + 1}/{self.epochs}", mem, *tloss.tolist(), batch["cls"].shape[0],
                         batch["img"].shape[-1]))
                     if self.args.plots and epoch == 0 and i < 3:
@@ -286,6 +309,7 @@ class BaseTrainer(CheckpointMixin, StepAgreementMixin):
             lr = {f"lr/pg{j}": g["lr"] for j, g in enumerate(self.optimizer.param_groups)}
             self.run_callbacks("on_train_epoch_end")
             self.scheduler.step()
+            self.run_callbacks("on_params_update")  # the learning rates of the next epoch are set
             stop = False
             if main:
                 stop = self._end_epoch(epoch, tloss, lr, t_start, t_before)
@@ -293,20 +317,23 @@ class BaseTrainer(CheckpointMixin, StepAgreementMixin):
             if dist.broadcast_flag(stop, self.device):  # rank 0 decides; the others wait here while it validates
                 break
         self.final_eval(epoch, time.time() - t_start)
-        self.run_callbacks("on_train_end")
+        self.run_callbacks("on_train_end")  # teardown follows in train(), after success and after an error
 
     def _end_epoch(self, epoch: int, tloss: torch.Tensor, lr: dict, t_start: float, t_before: float) -> bool:
         """Rank 0: validate, save last/best, append the results row, plot; return True to stop the run."""
         final_epoch = epoch + 1 >= self.epochs or self.stopper.possible_stop or self.stop
         if self.args.val or final_epoch:
             self.metrics, val_loss = self.validate()
-        else:
-            self.metrics, val_loss = None, torch.zeros(3)
+            self.metric_keys = list(self.metrics.keys)
+        else:  # an unvalidated epoch logs zeros (under the keys of the last validation; results_log adds any later)
+            self.metrics, val_loss = None, torch.zeros(len(self.loss_names))
         self.fitness = fitness = float(self.metrics.fitness) if self.metrics is not None else 0.0
         improved = self.best_fitness is None or fitness > self.best_fitness
         if improved:
             self.best_fitness = fitness
-        row = self.results.make_row(epoch + 1, tloss.tolist(), self.metrics, val_loss.tolist(), lr,
+        metrics = self.metrics.results_dict if self.metrics is not None else dict.fromkeys(self.metric_keys, 0.0)
+        row = self.results.make_row(epoch + 1, dict(zip(self.loss_names, tloss.tolist())), metrics,
+                                    dict(zip(self.loss_names, val_loss.tolist())), lr,
                                     t_before + time.time() - t_start)
         stop = self.stopper(epoch + 1, fitness)
         if self.args.time and (time.time() - t_start) / 3600 > self.args.time:

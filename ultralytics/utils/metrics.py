@@ -231,7 +231,15 @@ class Metric:
 class DetMetrics:
     """Detection metrics of a validation run: `.box` (Metric), results dict, fitness, speed, curves."""
 
-    keys = ["metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"]
+    # THE list of detection metrics: key -> its value read from `.box` (a Metric). results.csv, the printed tables,
+    # TensorBoard, best_metrics.json and the compare table take their columns from these keys, in this order, so
+    # adding a metric is one entry here (or in a subclass: `METRICS = {**DetMetrics.METRICS, "metrics/x(B)": fn}`).
+    METRICS = {
+        "metrics/precision(B)": lambda box: box.mp,
+        "metrics/recall(B)": lambda box: box.mr,
+        "metrics/mAP50(B)": lambda box: box.map50,
+        "metrics/mAP50-95(B)": lambda box: box.map,
+    }
     curves = ["Precision-Recall(B)", "F1-Confidence(B)", "Precision-Confidence(B)", "Recall-Confidence(B)"]
 
     def __init__(self, names: dict | None = None) -> None:
@@ -271,9 +279,14 @@ class DetMetrics:
         """0.1 * mAP50 + 0.9 * mAP50-95."""
         return self.box.fitness()
 
+    @property
+    def keys(self) -> list[str]:
+        """The metric keys (columns), in the order of METRICS."""
+        return list(self.METRICS)
+
     def mean_results(self) -> list[float]:
-        """[mP, mR, mAP50, mAP50-95]."""
-        return self.box.mean_results()
+        """The values of `keys`, in their order ([mP, mR, mAP50, mAP50-95] for the default METRICS)."""
+        return [float(fn(self.box)) for fn in self.METRICS.values()]
 
     def class_result(self, i: int) -> tuple[float, float, float, float]:
         """(P, R, AP50, AP50-95) of the i-th evaluated class."""
@@ -281,8 +294,8 @@ class DetMetrics:
 
     @property
     def results_dict(self) -> dict[str, float]:
-        """The four metric keys plus 'fitness', as floats."""
-        return dict(zip(self.keys + ["fitness"], self.mean_results() + [self.fitness]))
+        """{key: value} of every metric in METRICS, plus 'fitness', as floats (the one dict the outputs read)."""
+        return {**{k: float(fn(self.box)) for k, fn in self.METRICS.items()}, "fitness": float(self.fitness)}
 
     @property
     def curves_results(self) -> list[list]:

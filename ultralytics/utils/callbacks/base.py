@@ -1,6 +1,6 @@
 """The callback registry: user code (and TensorBoard, and the tuner's pruning report) hooked to named events.
 
-`fn(owner)` is called at the event, owner being the trainer, validator or predictor that fires it. The
+`fn(owner)` is called at the event, owner being the trainer, validator, predictor or exporter that fires it. The
 trainer, validator and predictor fire events and know nothing of who listens. Under DDP a callback runs on
 rank 0 only unless it was registered with all_ranks=True. An exception raised by a callback becomes a
 CallbackError naming the event and the callback (the original is its __cause__).
@@ -13,22 +13,33 @@ from typing import Callable
 
 from ultralytics.utils import RANK, UserError
 
-# In the order a training fires them (validation and prediction events last).
+# Ultralytics 8.4's 25 events, in the order a training fires them (validation, prediction and export last).
 EVENTS = (
     "on_pretrain_routine_start",  # trainer: before the data, model and optimizer are set up
     "on_pretrain_routine_end",  # trainer: set up (and resumed), before the first epoch
     "on_train_start",  # trainer: just before the epoch loop
     "on_train_epoch_start",  # trainer: each epoch, before its first batch
     "on_train_batch_start",  # trainer: each batch, before the forward
+    "optimizer_step",  # trainer: after each optimizer step (the gradients are still there)
+    "on_before_zero_grad",  # trainer: after each optimizer step, just before the gradients are zeroed
     "on_train_batch_end",  # trainer: each batch, after the backward and optimizer step (not a skipped NaN batch)
     "on_train_epoch_end",  # trainer: each epoch, after its last batch, before validation
+    "on_params_update",  # trainer: each epoch, the scheduler has set the next epoch's learning rates
     "on_model_save",  # trainer (rank 0): last.pt (and best.pt) and the results.csv row were written
     "on_fit_epoch_end",  # trainer (rank 0): the epoch is validated, saved and logged; trainer.stop may be set
     "on_train_end",  # trainer (rank 0): after the final validation of best.pt
+    "teardown",  # trainer: last, after success and after an exception alike (writers close here)
     "on_val_start",  # validator: before its first batch
+    "on_val_batch_start",  # validator: each batch, before the forward
+    "on_val_batch_end",  # validator: each batch, after its metrics were accumulated
     "on_val_end",  # validator: metrics computed (validator.metrics)
     "on_predict_start",  # predictor: source opened, model ready, before the first image
+    "on_predict_batch_start",  # predictor: each batch, before preprocessing
+    "on_predict_postprocess_end",  # predictor: each batch, results made (predictor.results)
+    "on_predict_batch_end",  # predictor: each batch, after its results were yielded or saved
     "on_predict_end",  # predictor: every result yielded
+    "on_export_start",  # exporter: before the model is traced
+    "on_export_end",  # exporter: the file is written
 )
 
 

@@ -4,7 +4,8 @@ Into the run directory (`tensorboard --logdir runs/train`): every results.csv co
 per epoch (step = epoch, 1-based: losses, metrics, lr/pg0..2 per parameter group, time); the running mean
 train losses every BATCH_PERIOD batches (tags `batch/...`, step = batches done); at the end the images
 train_batch*.jpg, val_batch*_pred.jpg and PR_curve.png that the run drew; the model graph when asked
-(tensorboard_graph=True, traced once before the first epoch).
+(tensorboard_graph=True, traced once before the first epoch). The writer closes at `teardown`, which the trainer
+fires after a run that raised too, so the event file is complete either way.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class TensorBoardLogger:
                            f"files are written: {INSTALL} (or tensorboard=False to silence this)")
             return None
         logger = cls(SummaryWriter, graph)
-        for event in ("on_train_start", "on_train_batch_end", "on_fit_epoch_end", "on_train_end"):
+        for event in ("on_train_start", "on_train_batch_end", "on_fit_epoch_end", "on_train_end", "teardown"):
             callbacks.add(event, getattr(logger, event))
         return logger
 
@@ -52,7 +53,7 @@ class TensorBoardLogger:
     def on_train_batch_end(self, trainer) -> None:
         self.batches += 1
         if self.batches % BATCH_PERIOD == 0:
-            for name, v in zip(("box_loss", "cls_loss", "dfl_loss"), trainer.tloss.tolist()):
+            for name, v in zip(trainer.loss_names, trainer.tloss.tolist()):
                 self.writer.add_scalar(f"batch/{name}", v, self.batches)
 
     def on_fit_epoch_end(self, trainer) -> None:
@@ -70,7 +71,13 @@ class TensorBoardLogger:
                 im = cv2.imread(str(f))
                 if im is not None:
                     self.writer.add_image(f.stem, im[..., ::-1].copy(), trainer.epoch + 1, dataformats="HWC")
-        self.writer.close()
+        self.writer.flush()
+
+    def teardown(self, trainer) -> None:
+        """Close the writer (after success or an error; nothing to do when the run failed before it started)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
     def _add_graph(self, trainer) -> None:
         """Trace a copy of the model on one blank image (eval mode); a model that cannot be traced is skipped."""

@@ -20,6 +20,7 @@ from ultralytics.nn.weights import load_model
 from ultralytics.utils import LOCAL_RANK, LOGGER, UserError
 from ultralytics.utils.checkpoint import read_checkpoint
 from ultralytics.utils.loss import v10DetectLoss
+from ultralytics.utils.metrics import DetMetrics
 from ultralytics.utils.torch_utils import auto_batch, torch_distributed_zero_first
 
 
@@ -31,6 +32,8 @@ class DetectionTrainer(BaseTrainer):
     callbacks: a Callbacks registry (copied) whose functions run at the trainer's and validator's events.
     """
 
+    loss_names = ("box_loss", "cls_loss", "dfl_loss")  # v10DetectLoss's items, in its order (results.csv columns)
+
     def __init__(self, overrides: dict | None = None, model: DetectionModel | None = None, callbacks=None):
         super().__init__(overrides, model, callbacks)
 
@@ -40,6 +43,7 @@ class DetectionTrainer(BaseTrainer):
         if not args.data:
             raise UserError("no dataset: pass data='path/to/data.yaml' (the built-in one is data='shapes.yaml')")
         self.data = check_det_dataset(args.data)
+        self.metric_keys = DetMetrics().keys  # the columns of epochs before the first validation
         if args.single_cls:
             self.data = {**self.data, "names": {0: "item"}, "nc": 1}
         model = self.get_model().to(self.device)
@@ -133,7 +137,7 @@ class DetectionTrainer(BaseTrainer):
 
     # --- validation -------------------------------------------------------------------------------
     def validate(self):
-        """(metrics of the EMA model on the val split, mean val losses (3,))."""
+        """(metrics of the EMA model on the val split, mean val losses (len(loss_names),))."""
         metrics = self.validator(trainer=self)
         val_loss = (self.validator.loss / max(len(self.test_loader), 1)).cpu()
         return metrics, val_loss
