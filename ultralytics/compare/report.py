@@ -64,14 +64,16 @@ def markdown_table(headers: list[str], rows: list[list[str]], right: set[int] = 
 def runs_table(comp: Comparison) -> str:
     """One line per run: cost, epochs, best and final metrics, time, throughput, Δ to the baseline run."""
     headers, rows = runs_table_cells(comp)
-    return markdown_table(headers, rows, right=set(range(2, 14)))
+    return markdown_table(headers, rows, right=set(range(2, len(headers))))
 
 
 def runs_table_cells(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     """(headers, rows of formatted cells) of the runs table (text, Markdown and HTML reports)."""
     m = comp.metric
-    headers = ["run", "model", "params", "GFLOPs", "epochs", "best mAP50", "best mAP50-95", "final P", "final R",
-               "final mAP50", "final mAP50-95", "time", "img/s", f"Δ {m}"]
+    finals = [k for k in dict.fromkeys(k for x in comp.run_rows for k in x) if k.startswith("final_")]  # by key
+    short = {"precision": "P", "recall": "R"}
+    headers = ["run", "model", "params", "GFLOPs", "epochs", "best mAP50", "best mAP50-95",
+               *(f"final {short.get(k[6:], k[6:])}" for k in finals), "time", "img/s", f"Δ {m}"]
     rows = []
     for r, x in zip(comp.runs, comp.run_rows):
         name = x["run"] + (" (baseline)" if r is comp.baseline else "")
@@ -80,9 +82,8 @@ def runs_table_cells(comp: Comparison) -> tuple[list[str], list[list[str]]]:
         if x["not_comparable"] and delta:
             delta += " (not comparable)"
         rows.append([name, x["model"], fmt_int(x["params"]), fmt_num(x["gflops"], 1), epochs,
-                     fmt_num(x["best_mAP50"]), fmt_num(x["best_mAP50-95"]), fmt_num(x["final_precision"]),
-                     fmt_num(x["final_recall"]), fmt_num(x["final_mAP50"]), fmt_num(x["final_mAP50-95"]),
-                     fmt_time(x["time_s"]), fmt_num(x["images_per_s"], 1), delta])
+                     fmt_num(x["best_mAP50"]), fmt_num(x["best_mAP50-95"]),
+                     *(fmt_num(x.get(k, float("nan"))) for k in finals), fmt_time(x["time_s"]), fmt_num(x["images_per_s"], 1), delta])
     return headers, rows
 
 

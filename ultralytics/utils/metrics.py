@@ -285,8 +285,9 @@ class DetMetrics:
         return list(self.METRICS)
 
     def mean_results(self) -> list[float]:
-        """The values of `keys`, in their order ([mP, mR, mAP50, mAP50-95] for the default METRICS)."""
-        return [float(fn(self.box)) for fn in self.METRICS.values()]
+        """[mP, mR, mAP50, mAP50-95], the validator's printed 'all' row (beside its per-class rows, which have
+        these four only); every other output reads `results_dict`, whose keys follow METRICS."""
+        return self.box.mean_results()
 
     def class_result(self, i: int) -> tuple[float, float, float, float]:
         """(P, R, AP50, AP50-95) of the i-th evaluated class."""
