@@ -158,3 +158,62 @@ def test_space_errors_name_the_entry():
                          ({"box": (9.0, 3.0)}, "low <= high"), ({"optimizer": ["SGD", "Foo"]}, "optimizer")):
         with pytest.raises(UserError, match=match):
             load_space(space)
+
+
+@pytest.mark.parametrize("spec, kind, low, high", [
+    ((1e-4, 1e-2), "float", 1e-4, 1e-2),  # (min, max)
+    ((1e-4, 1e-2, 0.5), "float", 1e-4, 1e-2),  # (min, max, gain): the gain is ignored
+    ([1e-4, 1e-2], "float", 1e-4, 1e-2),  # a two-number list (what a YAML space gives) is a range, not 2 choices
+    ([1e-4, 1e-2, 1.0], "float", 1e-4, 1e-2),
+    ({"low": 1e-4, "high": 1e-2}, "float", 1e-4, 1e-2),
+    ({"low": 1e-4, "high": 1e-2, "gain": 0.3}, "float", 1e-4, 1e-2),
+])
+def test_range_forms_draw_inside_the_range(spec, kind, low, high):
+    from ultralytics.engine.tune_space import load_space
+
+    dists = load_space({"lr0": spec})
+    st = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    draws = [st.ask(dists).params["lr0"] for _ in range(200)]
+    assert all(low <= v <= high for v in draws)
+    assert len(set(draws)) == 200  # a continuous range, not a few choices
+    # log scale for lr0: about half the draws below the geometric middle 1e-3 (uniform would put ~9% there)
+    assert 0.35 < sum(v < 1e-3 for v in draws) / 200 < 0.65
+
+
+@pytest.mark.parametrize("name, spec, choices", [
+    ("optimizer", ["SGD", "AdamW"], {"SGD", "AdamW"}),  # a list of non-numbers
+    ("batch", {"choices": [8, 16]}, {8, 16}),  # numbers as choices: said so
+    ("batch", [4, 8, 16, 32], {4, 8, 16, 32}),  # more than three numbers: choices
+    ("close_mosaic", (0, 3), {0, 1, 2, 3}),  # an int setting with int bounds: ints
+])
+def test_choice_forms_draw_only_their_choices(name, spec, choices):
+    from ultralytics.engine.tune_space import load_space
+
+    st = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    dists = load_space({name: spec})
+    assert {st.ask(dists).params[name] for _ in range(100)} == choices
+
+
+def test_space_values_outside_the_setting_are_refused():
+    from ultralytics.engine.tune_space import load_space
+
+    for space, match in (({"hsv_h": [0.0, 2.0]}, r"hsv_h.*\[0, 1\]"), ({"mosaic": (-0.5, 0.5, 0.5)}, "mosaic"),
+                         ({"batch": {"choices": [8, 0]}}, "batch"), ({"lr0": (1e-4, 1e-2, 3.0)}, r"gain is in \(0, 1\]"),
+                         ({"batch": [8, 16, 32]}, r"choices: \[8, 16, 32\]"), ({"lr0": {"low": 1e-4}}, "keys")):
+        with pytest.raises(UserError, match=match):
+            load_space(space)
+
+
+def test_ultralytics_tune_signature(tiny_data, tmp_path, monkeypatch):
+    import inspect
+
+    from ultralytics.engine import tuner
+
+    assert inspect.signature(YOLO.tune).parameters["iterations"].default == 300
+    assert inspect.signature(tuner.tune).parameters["iterations"].default == 300
+    with pytest.raises(UserError, match="Optuna.*storage='postgresql://"):
+        YOLO(MODEL).tune(use_ray=True, data=tiny_data, epochs=1, project=str(tmp_path / "t"), **BASE)
+    monkeypatch.setitem(sys.modules, "optuna", None)  # use_ray=False goes on to the study (here: optuna missing)
+    with pytest.raises(UserError, match="pip install optuna"):
+        YOLO(MODEL).tune(use_ray=False, data=tiny_data, epochs=1, project=str(tmp_path / "t"), **BASE)
+    assert not (tmp_path / "t").exists()

@@ -159,7 +159,7 @@ class YOLO:
 
     __call__ = predict
 
-    def tune(self, data=None, epochs: int | None = None, iterations: int = 50, space=None, storage: str | None = None,
+    def tune(self, data=None, epochs: int | None = None, iterations: int = 300, space=None, storage: str | None = None,
              study: str | None = None, prune: bool = True, **kwargs):
         """Search hyperparameters with Optuna: each trial a run of self.train in runs/tune/<study>/trial_<n>.
 

@@ -3,9 +3,14 @@
 A space maps a setting of cfg/default.yaml to
   (low, high)        a range: floats sampled uniformly (log scale for lr0 and weight_decay), ints as ints
                      (when the setting is an int setting and both bounds are ints);
-  [a, b, ...]        choices (any values the setting accepts, e.g. optimizer: [SGD, AdamW]);
-  {low: , high: }    a range written in YAML, which has no tuples (also {choices: [...]}).
-Every bound and choice is checked against the setting's annotation before a trial runs.
+  (low, high, gain)  a range as Ultralytics writes it; the gain (0 < gain <= 1, the size of its mutations) has no
+                     counterpart in Optuna's sampler and is ignored;
+  [low, high], [low, high, gain]   the same ranges written as lists (what a YAML space gives: YAML has no tuples);
+  {low: , high: }    a range as a mapping (gain: optional);
+  [a, b, ...]        choices, for a list of non-numbers or of other than 2 or 3 numbers (optimizer: [SGD, AdamW]);
+  {choices: [...]}   choices, of any values (numbers too: {choices: [16, 32]}).
+Every bound and choice is checked against the setting's valid values (type, range, choices in cfg/default.yaml)
+before a trial runs: a value outside them is a UserError naming the entry.
 """
 
 from __future__ import annotations
@@ -76,20 +81,14 @@ def _distribution(name: str, spec, where: str):
     inert = inert_settings()
     if name in inert:
         raise UserError(f"'{name}' in {where}: it is {inert[name]}, so tuning it would change nothing")
-    if isinstance(spec, dict):
-        spec = tuple(spec[k] for k in ("low", "high")) if set(spec) == {"low", "high"} else \
-            list(spec["choices"]) if set(spec) == {"choices"} else spec
-    for value in (spec if isinstance(spec, (list, tuple)) else []):
+    spec = _canonical(name, spec, where)  # a tuple (low, high) or a list of choices
+    for value in spec:
         try:
             get_cfg(overrides={name: value})
         except UserError as e:
             raise UserError(f"'{name}' in {where}: {e}") from None
     if isinstance(spec, list):
-        if not spec:
-            raise UserError(f"'{name}' in {where}: the list of choices is empty")
         return od.CategoricalDistribution(spec)
-    if not (isinstance(spec, tuple) and len(spec) == 2):
-        raise UserError(f"'{name}' in {where} must be (low, high), [choices] or {{low: , high: }}; got {spec!r}")
     low, high = spec
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec) or low > high:
         raise UserError(f"'{name}' in {where}: (low, high) must be two numbers with low <= high, got {spec!r}")
@@ -100,3 +99,35 @@ def _distribution(name: str, spec, where: str):
         raise UserError(f"'{name}' in {where} is sampled on a log scale, so its low must be > 0 (e.g. 1e-6), "
                         f"got {low}")
     return od.FloatDistribution(float(low), float(high), log=log)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _canonical(name: str, spec, where: str):
+    """Any accepted form -> (low, high) (a range; a gain checked and dropped) or [choices]; UserError otherwise."""
+    form = "(low, high), (low, high, gain), [choices], {low: , high: } or {choices: [...]}"
+    if isinstance(spec, dict):
+        if set(spec) == {"choices"}:
+            if not isinstance(spec["choices"], (list, tuple)):
+                raise UserError(f"'{name}' in {where}: choices must be a list, got {spec['choices']!r}")
+            spec = list(spec["choices"])
+        elif set(spec) in ({"low", "high"}, {"low", "high", "gain"}):
+            spec = (spec["low"], spec["high"], *([spec["gain"]] if "gain" in spec else []))
+        else:
+            raise UserError(f"'{name}' in {where} must be {form}; the mapping has keys {sorted(spec)}")
+    elif isinstance(spec, list) and len(spec) in (2, 3) and all(_number(v) for v in spec):
+        spec = tuple(spec)  # a range written in YAML: [low, high] or [low, high, gain]
+    if isinstance(spec, list):
+        if not spec:
+            raise UserError(f"'{name}' in {where}: the list of choices is empty")
+        return spec
+    if not (isinstance(spec, tuple) and len(spec) in (2, 3)):
+        raise UserError(f"'{name}' in {where} must be {form}; got {spec!r}")
+    if not all(_number(v) for v in spec) or spec[0] > spec[1]:
+        raise UserError(f"'{name}' in {where}: (low, high) must be two numbers with low <= high, got {spec!r}")
+    if len(spec) == 3 and not 0 < spec[2] <= 1:
+        raise UserError(f"'{name}' in {where}: {list(spec)} reads as (low, high, gain) and a gain is in (0, 1]; "
+                        f"for three choices write {{choices: {list(spec)}}}")
+    return spec[:2]

@@ -1,6 +1,8 @@
 """Hyperparameter search on Optuna: each trial is a normal training run through the public YOLO.train.
 
-`YOLO(...).tune(data=..., epochs=..., iterations=50, space=None, storage=None, study=None, prune=True)`,
+`YOLO(...).tune(data=..., epochs=..., iterations=300, space=None, use_ray=False, storage=None, study=None,
+prune=True)`, Ultralytics' signature (use_ray=True is refused: the Optuna study already runs parallel workers on one
+storage, which is what Ray Tune would add),
 `python tune.py ...` and `yolo tune ...` (engine/tune_cli.py) run the study `study` (default '<model>-<data>'):
 - trial n trains in runs/tune/<study>/trial_<n> (all of a run's usual files) with the shared train settings and
   the values it sampled from the space (engine/tune_space.py); its objective is the fitness
@@ -44,9 +46,29 @@ def import_optuna():
     return optuna
 
 
-def tune(model, settings: dict, iterations: int = 50, space=None, storage: str | None = None,
-         study: str | None = None, prune: bool = True):
-    """Run (or continue) the study; returns the optuna Study (None in a DDP trial process)."""
+RAY_HINT = ("use_ray=True: this tree tunes with Optuna only (Ray Tune is not a dependency). What Ray would add, "
+            "parallel trials, the Optuna study does already: start the same tune command in several processes or on "
+            "several machines with one storage, e.g. storage='postgresql://user:password@host/db' and the same "
+            "study=..., and each worker takes the next trial (docs/12-tracking-and-tuning.md, 'One study, several "
+            "machines'). Drop use_ray or pass use_ray=False")
+
+
+def tune(model, settings: dict | None = None, data=None, iterations: int = 300, space=None, use_ray: bool = False,
+         storage: str | None = None, study: str | None = None, prune: bool = True, **kwargs):
+    """Run (or continue) the study; returns the optuna Study (None in a DDP trial process).
+
+    Ultralytics' `model.tune(use_ray=False, iterations=..., **train_args)` shape: settings (a dict) and kwargs are
+    the train settings every trial shares (data= among them, or given here); use_ray=True is a UserError pointing
+    to the shared Optuna study; iterations is the number of trials of the study in all (300 as in Ultralytics).
+    """
+    settings = {**(settings or {}), **kwargs}
+    use_ray = settings.pop("use_ray", use_ray)  # the facade passes its kwargs on as settings
+    if use_ray not in (False, True, None, 0, 1):
+        raise UserError(f"use_ray={use_ray!r} must be False (True is refused: {RAY_HINT})")
+    if use_ray:
+        raise UserError(RAY_HINT)
+    if data is not None:
+        settings["data"] = data
     optuna = import_optuna()  # before anything is written
     from ultralytics.utils import dist
 
@@ -56,7 +78,6 @@ def tune(model, settings: dict, iterations: int = 50, space=None, storage: str |
     from ultralytics.engine.tune_report import write_plots, write_tables
     from ultralytics.engine.tune_space import load_space
 
-    settings = dict(settings)
     fixed = [k for k in FIXED_BY_TUNE if k in settings]
     if fixed:
         raise UserError(f"tune sets {', '.join(fixed)} itself (trials go to <project>/<study>/trial_<n>); "
