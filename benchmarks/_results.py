@@ -2,9 +2,10 @@
 
 A benchmark calls `save_results(name, figures, settings)` at its end. The JSON holds the figures (a flat
 dict: numbers, strings, or whole markdown tables as strings), the settings the script ran with, the hash
-of today's default values (`ultralytics/cfg/default.yaml` and the settings of `train.py`), the machine
-(CPU, cores, load average, torch, device) and when it was written. The file is written to a temporary
-name and renamed into place, so an interrupted benchmark never leaves half a JSON.
+of today's default values (`ultralytics/cfg/default.yaml` and the settings of `train.py`), the commit it measured
+and whether the working tree had uncommitted changes (which files), the machine (CPU, cores, load average over 1,
+5 and 15 minutes, torch, device) and when it was written. The file is written to a temporary name and renamed
+into place, so an interrupted benchmark never leaves half a JSON.
 
 The docs cite a figure with a marker right after it, invisible when the markdown is rendered:
 
@@ -15,8 +16,10 @@ The docs cite a figure with a marker right after it, invisible when the markdown
     <!--/table-->
 
 `tests/test_figures.py` reads every marker in README.md and docs/*.md and fails when a figure differs
-from its JSON (numbers compared at the decimals shown), when a marker names a missing JSON or key, or
-when a cited JSON was measured under other defaults than today's (change a default, re-run the script).
+from its JSON (numbers compared at the decimals shown), when a marker names a missing JSON or key, when a cited
+JSON was measured under other defaults than today's (change a default, re-run the script), and when it was
+measured on a commit older than the last change to the code its script exercises (CODE_OF_SCRIPT below names
+that code; `stale_reason` decides).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -79,6 +83,94 @@ def defaults_hash() -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# The code each benchmark script exercises, as paths of the repository (a folder covers what is under it): a
+# figure is stale once a commit after the one it measured changes one of them. The script itself is always
+# included. `command` is how to re-run it where that differs from the command the JSON recorded.
+_TRAINING = ["train.py", "ultralytics/cfg/", "ultralytics/data/", "ultralytics/engine/", "ultralytics/models/",
+             "ultralytics/nn/", "ultralytics/utils/"]
+_MODEL = ["ultralytics/nn/", "ultralytics/cfg/models/", "ultralytics/utils/torch_utils.py", "ultralytics/utils/ops.py"]
+_LOADER = ["ultralytics/cfg/", "ultralytics/data/", "ultralytics/utils/"]
+CODE_OF_SCRIPT: dict[str, dict[str, Any]] = {
+    "attention_cost.py": {"paths": ["benchmarks/_common.py", *_MODEL]},
+    "augment_steps.py": {"paths": ["benchmarks/_common.py", "benchmarks/loader_speed.py", *_LOADER]},
+    "convert_speed.py": {"paths": ["ultralytics/data/", "ultralytics/utils/"]},
+    "erf_table.py": {"paths": ["ultralytics/analysis/", "ultralytics/data/builtin.py", *_MODEL]},
+    "export_figures.py": {"paths": ["ultralytics/analysis/", "ultralytics/engine/", "ultralytics/models/",
+                                    "ultralytics/cfg/", "ultralytics/utils/", *_MODEL]},
+    "forward.py": {"paths": ["benchmarks/_common.py", *_MODEL]},
+    "loader_speed.py": {"paths": ["benchmarks/_common.py", *_LOADER]},
+    "lska_scaling.py": {"paths": ["benchmarks/_common.py", *_MODEL]},
+    "model_table.py": {"paths": [*_MODEL]},
+    "recipe.py": {"paths": ["benchmarks/_common.py", *_TRAINING]},
+    "train_default.py": {"paths": [*_TRAINING], "command": "python benchmarks/train_default.py --seeds 0 1 2"},
+    "train_speed.py": {"paths": ["benchmarks/_common.py", *_TRAINING]},
+    "tune_pruning.py": {"paths": ["benchmarks/_common.py", "tests/data/yolov10t-shapes.pt", *_TRAINING]},
+    "val_speed.py": {"paths": ["benchmarks/_common.py", *_TRAINING]},
+}
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    """stdout of `git args` in repo, or None when git or the repository is not there or the command fails."""
+    try:
+        out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.rstrip() if out.returncode == 0 else None  # (not lstrip: status lines start with a space)
+
+
+def git_state(repo: Path = ROOT) -> dict[str, Any]:
+    """{'commit': HEAD's sha (None outside git), 'dirty': uncommitted changes?, 'changed': their paths (tracked
+    files changed and untracked files not ignored, at most 200)}."""
+    commit = _git(repo, "rev-parse", "HEAD")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=all") if commit else None
+    changed = [line[3:].split(" -> ")[-1].strip('"') for line in (status or "").splitlines() if line.strip()]
+    return {"commit": commit, "dirty": bool(changed), "changed": changed[:200]}
+
+
+def code_paths(script: str | None, code: dict | None = None) -> list[str] | None:
+    """The paths a script's figures depend on (the script itself first), or None when the table lacks it."""
+    entry = (CODE_OF_SCRIPT if code is None else code).get(script or "")
+    return None if entry is None else [f"benchmarks/{script}", *entry["paths"]]
+
+
+def rerun_command(doc: dict, code: dict | None = None) -> str:
+    """How to re-measure a JSON: the table's command for its script, else the command it recorded."""
+    entry = (CODE_OF_SCRIPT if code is None else code).get(doc.get("script") or "") or {}
+    return entry.get("command") or f"python {doc.get('command') or 'benchmarks/' + str(doc.get('script'))}"
+
+
+def stale_reason(doc: dict, repo: Path = ROOT, code: dict | None = None) -> str | None:
+    """Why a result JSON no longer describes the code, or None when it does.
+
+    Stale: its script has no entry in CODE_OF_SCRIPT; it records no commit (written before provenance was
+    kept), or one this repository does not have; it was measured on a tree with uncommitted changes to its
+    code; or a commit after the measured one (reachable from HEAD) changes its code.
+    """
+    script = doc.get("script")
+    paths = code_paths(script, code)
+    if paths is None:
+        return f"its script {script!r} has no entry in CODE_OF_SCRIPT (benchmarks/_results.py): name its code there"
+    git = doc.get("git") or {}
+    settings = doc.get("settings") or {}
+    commit = git.get("commit") or settings.get("commit")  # train_default.py recorded its clone's commit early
+    if not commit:
+        return "it records no commit (measured before figures recorded their commit)"
+    if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}") is None:
+        return f"its commit {commit[:10]} is not in this repository"
+    dirty = [f for f in git.get("changed") or [] if any(f == p or f.startswith(p.rstrip("/") + "/") for p in paths)]
+    if dirty:
+        return f"it was measured with uncommitted changes to {', '.join(dirty[:5])}"
+    later = _git(repo, "log", "--format=%h", f"{commit}..HEAD", "--", *paths)
+    if later is None:
+        return f"git log {commit[:10]}..HEAD failed"
+    if later:
+        hashes = later.split()
+        files = _git(repo, "diff", "--name-only", commit, "HEAD", "--", *paths) or ""
+        return (f"measured on {commit[:10]}; {len(hashes)} later commit(s) ({', '.join(hashes[:3])}) changed its "
+                f"code: {', '.join(files.split()[:5])}")
+    return None
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on: CPU model, cores usable, load average, python, torch, device."""
     cpu = platform.processor() or ""
@@ -93,6 +185,8 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "loadavg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "loadavg_5m": round(os.getloadavg()[1], 2) if hasattr(os, "getloadavg") else None,
+        "loadavg_15m": round(os.getloadavg()[2], 2) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
@@ -107,10 +201,11 @@ def machine() -> dict[str, Any]:
 
 
 def save_results(name: str, figures: dict[str, Any], settings: dict[str, Any] | None = None,
-                 out_dir: Path | str = RESULTS_DIR) -> Path:
+                 out_dir: Path | str = RESULTS_DIR, repo: Path = ROOT, script: str | None = None) -> Path:
     """Write benchmarks/results/<name>.json atomically and return its path.
 
-    figures: flat {key: number | str} (a markdown table is a str); settings: how the script was run.
+    figures: flat {key: number | str} (a markdown table is a str); settings: how the script was run;
+    repo: the repository whose commit is recorded; script: the benchmark's file name (default: sys.argv[0]'s).
     """
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
         raise ValueError(f"results name {name!r}: use letters, digits, '_' and '-' only")
@@ -121,11 +216,12 @@ def save_results(name: str, figures: dict[str, Any], settings: dict[str, Any] | 
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {
         "name": name,
-        "script": Path(sys.argv[0]).name if sys.argv and sys.argv[0] else None,
+        "script": script or (Path(sys.argv[0]).name if sys.argv and sys.argv[0] else None),
         "command": " ".join(sys.argv),
         "figures": figures,
         "settings": settings or {},
         "defaults_hash": defaults_hash(),
+        "git": git_state(Path(repo)),
         "machine": machine(),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -1,4 +1,5 @@
-"""Every measured figure in README.md and docs/ equals the JSON its benchmark wrote, under today's defaults.
+"""Every measured figure in README.md and docs/ equals the JSON its benchmark wrote, under today's defaults and
+on a commit that already had today's version of the code its script exercises.
 
 Markers (see benchmarks/_results.py): `<!--fig:NAME.KEY-->` right after a figure, and
 `<!--table:NAME.KEY-->` ... `<!--/table-->` around a generated table.
@@ -7,6 +8,7 @@ Markers (see benchmarks/_results.py): `<!--fig:NAME.KEY-->` right after a figure
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,8 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._results import (FIG_MARKER, SHOWN_NUMBER, TABLE_BLOCK, defaults_hash, load_results,  # noqa: E402
-                                 save_results)
+from benchmarks._results import (CODE_OF_SCRIPT, FIG_MARKER, SHOWN_NUMBER, TABLE_BLOCK, defaults_hash,  # noqa: E402
+                                 load_results, rerun_command, save_results, stale_reason)
 
 NUMBER = re.compile(SHOWN_NUMBER + r"[^0-9]*$")  # the last number of the text before a marker
 
@@ -126,3 +128,92 @@ def test_checker_catches_a_stale_or_wrong_figure(tmp_path, monkeypatch):
     path = tmp_path / "demo.json"
     path.write_text(path.read_text().replace(defaults_hash(), "0" * 16))
     assert any("other defaults" in e for e in check_text("0.529<!--fig:demo.map50-->", "x.md", tmp_path))
+
+
+def cited_names() -> list[str]:
+    """The result JSONs that README.md and docs/*.md cite (fig and table markers)."""
+    names = set()
+    for path in doc_files():
+        text = path.read_text(encoding="utf-8")
+        names |= {m.group(1) for m in FIG_MARKER.finditer(text)} | {m.group(2) for m in TABLE_BLOCK.finditer(text)}
+    return sorted(names)
+
+
+def test_every_benchmark_script_names_its_code():
+    """Each script that writes a result JSON has its code named in CODE_OF_SCRIPT, and the named paths exist."""
+    scripts = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")
+                     if not p.name.startswith("_") and "save_results(" in p.read_text(encoding="utf-8"))
+    assert [s for s in scripts if s not in CODE_OF_SCRIPT] == []
+    missing = [p for e in CODE_OF_SCRIPT.values() for p in e["paths"] if not (ROOT / p).exists()]
+    assert missing == []
+
+
+def test_cited_figures_were_measured_on_todays_code():
+    """A figure measured on a commit older than the last change to its script's code is stale (the message lists
+    exactly the commands to re-run, then `python benchmarks/fill_docs.py`)."""
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout: the commits cannot be compared")
+    stale, commands = [], {}
+    for name in cited_names():
+        try:
+            doc = load_results(name)
+        except FileNotFoundError:
+            continue  # reported by test_every_cited_figure_equals_its_json
+        why = stale_reason(doc)
+        if why:
+            stale.append(f"  {name}.json: {why}")
+            commands.setdefault(rerun_command(doc), None)
+    assert not stale, (f"{len(stale)} cited result(s) measured on older code:\n" + "\n".join(stale)
+                       + "\nre-run:\n" + "\n".join(f"  {c}" for c in commands)
+                       + "\n  python benchmarks/fill_docs.py")
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_provenance_check_on_a_git_repository(tmp_path):
+    """A JSON is stale once a later commit changes its script's code, not after other commits; re-measuring on the
+    new commit makes it current; uncommitted changes to its code at measuring time make it stale too."""
+    repo, out = tmp_path / "repo", tmp_path / "results"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "benchmarks").mkdir()
+    code = {"bench.py": {"paths": ["pkg/"]}}
+    (repo / "pkg" / "core.py").write_text("x = 1\n")
+    (repo / "benchmarks" / "bench.py").write_text("print(1)\n")
+    (repo / "notes.md").write_text("a\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "one")
+
+    def measure() -> dict:
+        save_results("demo", {"x": 1}, {}, out_dir=out, repo=repo, script="bench.py")
+        return load_results("demo", out)
+
+    doc = measure()
+    assert doc["git"] == {"commit": _git(repo, "rev-parse", "HEAD"), "dirty": False, "changed": []}
+    assert set(doc["machine"]) >= {"cpu", "cores", "loadavg_1m", "loadavg_5m", "loadavg_15m"}
+    assert stale_reason(doc, repo, code) is None
+    (repo / "notes.md").write_text("b\n")  # a commit that does not touch its code
+    _git(repo, "commit", "-qam", "notes")
+    assert stale_reason(doc, repo, code) is None
+    (repo / "pkg" / "core.py").write_text("x = 2\n")  # a commit that changes its code
+    _git(repo, "commit", "-qam", "core")
+    why = stale_reason(doc, repo, code)
+    assert why is not None and "pkg/core.py" in why and _git(repo, "rev-parse", "--short", "HEAD") in why
+    doc = measure()  # re-measured on the new commit
+    assert stale_reason(doc, repo, code) is None
+    (repo / "benchmarks" / "bench.py").write_text("print(2)\n")  # the script is part of its code
+    _git(repo, "commit", "-qam", "script")
+    assert "benchmarks/bench.py" in stale_reason(doc, repo, code)
+    (repo / "pkg" / "new.py").write_text("y = 1\n")  # measured with an uncommitted (untracked) file in its code
+    doc = measure()
+    assert doc["git"]["dirty"] and doc["git"]["changed"] == ["pkg/new.py"]
+    assert "uncommitted changes to pkg/new.py" in stale_reason(doc, repo, code)
+    (repo / "pkg" / "new.py").unlink()
+    (repo / "notes.md").write_text("c\n")  # uncommitted changes elsewhere do not matter
+    assert stale_reason(measure(), repo, code) is None
+    assert "no commit" in stale_reason({"script": "bench.py", "settings": {}}, repo, code)
+    assert "not in this repository" in stale_reason({"script": "bench.py", "git": {"commit": "0" * 40}}, repo, code)
+    assert "no entry in CODE_OF_SCRIPT" in stale_reason({"script": "other.py", "git": doc["git"]}, repo, code)

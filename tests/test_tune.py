@@ -198,7 +198,8 @@ def test_space_values_outside_the_setting_are_refused():
     from ultralytics.engine.tune_space import load_space
 
     for space, match in (({"hsv_h": [0.0, 2.0]}, r"hsv_h.*\[0, 1\]"), ({"mosaic": (-0.5, 0.5, 0.5)}, "mosaic"),
-                         ({"batch": {"choices": [8, 0]}}, "batch"), ({"lr0": (1e-4, 1e-2, 3.0)}, r"gain is in \(0, 1\]"),
+                         ({"batch": {"choices": [8, 0]}}, "batch"),
+                         ({"lr0": (1e-4, 1e-2, 3.0)}, r"gain is in \(0, 1\]"),
                          ({"batch": [8, 16, 32]}, r"choices: \[8, 16, 32\]"), ({"lr0": {"low": 1e-4}}, "keys")):
         with pytest.raises(UserError, match=match):
             load_space(space)

@@ -83,7 +83,8 @@ def runs_table_cells(comp: Comparison) -> tuple[list[str], list[list[str]]]:
             delta += " (not comparable)"
         rows.append([name, x["model"], fmt_int(x["params"]), fmt_num(x["gflops"], 1), epochs,
                      fmt_num(x["best_mAP50"]), fmt_num(x["best_mAP50-95"]),
-                     *(fmt_num(x.get(k, float("nan"))) for k in finals), fmt_time(x["time_s"]), fmt_num(x["images_per_s"], 1), delta])
+                     *(fmt_num(x.get(k, float("nan"))) for k in finals), fmt_time(x["time_s"]),
+                     fmt_num(x["images_per_s"], 1), delta])
     return headers, rows
 
 
