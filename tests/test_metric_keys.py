@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from ultralytics import YOLO
 from ultralytics.engine.results_log import COLUMNS, ResultsLog, columns
@@ -105,3 +106,24 @@ def test_unvalidated_first_epoch_keeps_column_order(tmp_path):
     rows = read_csv(tmp_path / "results.csv")
     assert list(rows[0]) == COLUMNS
     assert rows[0]["metrics/mAP50(B)"] == "0" and rows[1]["metrics/mAP50(B)"] == "0.3"
+
+
+def test_loss_items_and_loss_names_must_agree(tiny_data, tmp_path):
+    """A criterion with one more item than loss_names (a distillation loss added to the criterion but not to the
+    names) is a clear error, not a silently dropped column."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class ThreeNames(DetectionTrainer):
+        def setup(self):
+            super().setup()
+            criterion = self.criterion
+
+            def four_items(preds, batch):
+                loss, items = criterion(preds, batch)
+                return loss, torch.cat([items, items[:1]])
+
+            self.criterion = four_items
+
+    trainer = ThreeNames(overrides=dict(model=MODEL, data=tiny_data, project=str(tmp_path), name="x", **TINY))
+    with pytest.raises(ValueError, match=r"returned 4 loss items but ThreeNames.loss_names has 3"):
+        trainer.train()

@@ -288,6 +288,10 @@ class BaseTrainer(CheckpointMixin, StepAgreementMixin):
                     self.optimizer_step()
                     last_opt_step = ni
                 n_good += 1
+                if items.numel() != len(self.loss_names):
+                    raise ValueError(f"{type(self.criterion).__name__} returned {items.numel()} loss items but "
+                                     f"{type(self).__name__}.loss_names has {len(self.loss_names)}: "
+                                     f"{self.loss_names}; name each item once, in the criterion's order")
                 self.tloss = tloss = (tloss * (n_good - 1) + items) / n_good
                 if main:
                     mem = f"{torch.cuda.memory_reserved() / 1e9 if torch.cuda.is_available() else 0:.3g}G"
