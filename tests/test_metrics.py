@@ -329,3 +329,17 @@ def test_size_ap_is_minus_one_without_objects_of_that_size():
     m.process(out["all"][0], [0.9], [0], [0], sizes={r: (out[r][0], out[r][1], np.zeros(int(out[r][2].sum())))
                                                      for r in ("small", "medium", "large")})
     assert m.box.map_small == pytest.approx(1.0) and m.box.map_medium == -1.0 and m.box.map_large == -1.0
+
+
+def test_metric_keys_follow_the_metrics_dict():
+    """One entry in METRICS (here through a subclass) is one more key and one more results_dict value."""
+
+    class WithMap75(DetMetrics):
+        METRICS = {**DetMetrics.METRICS, "metrics/mAP75(B)": lambda box: box.map75}
+
+    assert WithMap75.keys == DetMetrics.keys + ["metrics/mAP75(B)"]  # on the class, as Ultralytics has it
+    m = WithMap75(names={0: "a"})
+    m.process(np.array([[True] * 6 + [False] * 4]), np.array([0.9]), np.array([0]), np.array([0]))
+    assert list(m.results_dict) == m.keys + ["fitness"]
+    assert m.results_dict["metrics/mAP75(B)"] == pytest.approx(m.box.map75) == pytest.approx(1.0)
+    assert m.results_dict["metrics/mAP50-95(B)"] == pytest.approx(0.6)

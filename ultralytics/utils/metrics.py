@@ -228,6 +228,13 @@ class Metric:
                 [self.px, self.p_curve, "Confidence", "Precision"], [self.px, self.r_curve, "Confidence", "Recall"]]
 
 
+class _MetricKeys:
+    """`DetMetrics.keys` (on the class or an instance): the keys of its METRICS, in their order."""
+
+    def __get__(self, obj, cls) -> list[str]:
+        return list(cls.METRICS)
+
+
 class DetMetrics:
     """Detection metrics of a validation run: `.box` (Metric), results dict, fitness, speed, curves."""
 
@@ -240,6 +247,7 @@ class DetMetrics:
         "metrics/mAP50(B)": lambda box: box.map50,
         "metrics/mAP50-95(B)": lambda box: box.map,
     }
+    keys = _MetricKeys()  # the metric columns: list(METRICS)
     curves = ["Precision-Recall(B)", "F1-Confidence(B)", "Precision-Confidence(B)", "Recall-Confidence(B)"]
 
     def __init__(self, names: dict | None = None) -> None:
@@ -278,11 +286,6 @@ class DetMetrics:
     def fitness(self) -> float:
         """0.1 * mAP50 + 0.9 * mAP50-95."""
         return self.box.fitness()
-
-    @property
-    def keys(self) -> list[str]:
-        """The metric keys (columns), in the order of METRICS."""
-        return list(self.METRICS)
 
     def mean_results(self) -> list[float]:
         """[mP, mR, mAP50, mAP50-95], the validator's printed 'all' row (beside its per-class rows, which have

@@ -43,7 +43,7 @@ class DetectionTrainer(BaseTrainer):
         if not args.data:
             raise UserError("no dataset: pass data='path/to/data.yaml' (the built-in one is data='shapes.yaml')")
         self.data = check_det_dataset(args.data)
-        self.metric_keys = DetMetrics().keys  # the columns of epochs before the first validation
+        self.metric_keys = DetMetrics.keys  # the columns of epochs before the first validation
         if args.single_cls:
             self.data = {**self.data, "names": {0: "item"}, "nc": 1}
         model = self.get_model().to(self.device)
