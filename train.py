@@ -2,7 +2,8 @@
 
 Any setting can be overridden on the command line: `python train.py epochs=3 imgsz=320 device=cpu`.
 Swap MODEL for yolov10n.yaml / yolov10n-PSALSKA.yaml, run again, and compare what lands in runs/train
-(`python compare.py runs/train/*`).
+(`python compare.py runs/train/*`). `data=datasets/mine/folds` (from `python dataset.py ... folds=5`) trains
+each fold into runs/train/<name>-fold<k> and prints mean ± std of mAP50 and mAP50-95.
 """
 
 import os
@@ -14,6 +15,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ultralytics import YOLO  # noqa: E402
 from ultralytics.cfg import parse_key_value_args  # noqa: E402
+from ultralytics.data.convert.folds import fold_yamls  # noqa: E402
+from ultralytics.engine.kfold import train_folds  # noqa: E402
 
 MODEL = "ultralytics/cfg/models/v10/yolov10n-LSKA.yaml"  # the model YAML to train
 DATA = "shapes.yaml"  # the built-in dataset (made offline on first use), or 'path/to/your/data.yaml'
@@ -21,7 +24,8 @@ DATA = "shapes.yaml"  # the built-in dataset (made offline on first use), or 'pa
 if __name__ == "__main__":
     overrides = parse_key_value_args(sys.argv[1:])
     resume = overrides.get("resume")
-    model = YOLO(resume if isinstance(resume, str) else overrides.pop("model", MODEL))
+    model_file = resume if isinstance(resume, str) else overrides.pop("model", MODEL)
+    model = YOLO(model_file)
     # model.load('yolov10n.pt')  # start from pretrained weights: tensors with matching names and shapes are copied
     settings = dict(
         data=DATA,
@@ -42,4 +46,7 @@ if __name__ == "__main__":
         # resume='runs/train/exp/weights/last.pt',  # continue an interrupted run from its last.pt
     )
     settings.update(overrides)
-    model.train(**settings)
+    if fold_yamls(settings["data"]):  # data=out/folds (dataset.py folds=K): every fold, then mean ± std
+        train_folds(lambda: YOLO(model_file), settings)
+    else:
+        model.train(**settings)

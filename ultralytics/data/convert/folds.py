@@ -11,8 +11,8 @@ The folds are made over the train and val images (a test split stays held out, t
 split the source fixes (VOC ImageSets, one COCO file per split) is not kept by the folds. They are grouped as
 the split is: images with the same content hash form one group, and a tile carries its source's hash, so
 duplicates and the tiles of one source always share a fold. They are stratified: groups are placed rarest
-class first (ties in an order shuffled with `seed`), each into the fold holding the fewest of that class, then
-the fewest images. Every image is in val exactly once across the folds. `python train.py data=out/folds`
+class first (ties in an order shuffled with `seed`), each into the fold holding the fewest images of that class,
+then the fewest images. Every image is in val exactly once across the folds. `python train.py data=out/folds`
 trains them one after another (ultralytics/engine/kfold.py).
 """
 
@@ -31,7 +31,7 @@ import yaml
 from ultralytics.utils import UserError
 
 FOLDS_DIR = "folds"
-_FOLD_YAML = re.compile(r"^(.*)[\\/]" + FOLDS_DIR + r"[\\/](\d+)[\\/]data\.ya?ml$")
+_FOLD_YAML = re.compile(r"^(?:(.*)[\\/])?" + FOLDS_DIR + r"[\\/](\d+)[\\/]data\.ya?ml$")
 
 
 def check_folds(folds) -> int:
@@ -51,7 +51,7 @@ def assign_folds(keys: list[str], classes: list[set], k: int, seed: int = 0) -> 
     """Fold of each image (0..k-1). keys: group key per image (content hash); classes: class ids per image.
 
     Images sharing a key share a fold. Groups are placed rarest class first (the number of groups holding a
-    class), ties in seeded random order, each into the fold with the fewest groups of its rarest class, then
+    class), ties in seeded random order, each into the fold with the fewest images of its rarest class, then
     the fewest images, then the lowest index; class-less groups last by image count. UserError when there are
     fewer groups than folds.
     """
@@ -76,7 +76,7 @@ def assign_folds(keys: list[str], classes: list[set], k: int, seed: int = 0) -> 
         f = min(range(k), key=lambda f: (per_class[f][r] if r is not None else 0, n_img[f], f))
         n_img[f] += len(members[j])
         for c in gcls[j]:
-            per_class[f][c] += 1
+            per_class[f][c] += len(members[j])
         for i in members[j]:
             out[i] = f
     return out
@@ -113,7 +113,7 @@ def write_folds(root: Path, entries: list, k: int, seed: int, names: list[str]) 
 def fold_of(data) -> tuple[str, int] | None:
     """('<dataset>/folds', k) when `data` names a fold's YAML '<dataset>/folds/<k>/data.yaml', else None."""
     m = _FOLD_YAML.match(str(data or ""))
-    return (f"{m.group(1)}/{FOLDS_DIR}", int(m.group(2))) if m else None
+    return (f"{m.group(1)}/{FOLDS_DIR}" if m.group(1) is not None else FOLDS_DIR, int(m.group(2))) if m else None
 
 
 def fold_yamls(data) -> list[Path] | None:
