@@ -167,7 +167,7 @@ def test_cli_accepts_tile_keys(tmp_path):
     assert len(list((tmp_path / "out" / "images").rglob("*.png"))) == 7
 
 
-def test_small_shapes_scenes(tmp_path):
+def test_small_shapes_scenes(tmp_path, monkeypatch):
     from ultralytics.data import ensure_builtin_dataset
     from ultralytics.data.builtin_small import CLASSES
     from ultralytics.data.utils import CFG_DATASETS_DIR, _load_yaml
@@ -176,15 +176,19 @@ def test_small_shapes_scenes(tmp_path):
     assert d["builtin"] == "small-shapes" and list(d["names"].values()) == list(CLASSES)
     ds = ensure_builtin_dataset(tmp_path, name="ss", generator="small-shapes", n_train=1, n_val=1, seed=0)
     for split in ("train", "val"):
-        im = cv2.imread(str(ds / "images" / split / "000000.jpg"))
+        im = cv2.imread(str(ds / "images" / split / f"{split}_000000.jpg"))
         h, w = im.shape[:2]
         assert 2000 <= min(h, w) and max(h, w) <= 4000
-        lb = np.loadtxt(ds / "labels" / split / "000000.txt", ndmin=2)
+        lb = np.loadtxt(ds / "labels" / split / f"{split}_000000.txt", ndmin=2)
         side = np.sqrt(lb[:, 3] * w * lb[:, 4] * h)
         assert len(lb) >= 150 and set(lb[:, 0].astype(int)) == set(range(len(CLASSES)))
         assert side.min() >= 4 and side.max() <= 33 and 10 <= np.median(side) <= 20
     again = ensure_builtin_dataset(tmp_path, name="ss2", generator="small-shapes", n_train=1, n_val=1, seed=0)
-    assert (again / "labels/val/000000.txt").read_text() == (ds / "labels/val/000000.txt").read_text()
+    assert (again / "labels/val/val_000000.txt").read_text() == (ds / "labels/val/val_000000.txt").read_text()
+    monkeypatch.setattr("ultralytics.data.report.write_report", lambda *a, **k: None)  # the plots take seconds
+    convert_dataset(ds, tmp_path / "tiles", tile=640, names=list(CLASSES))  # its train/ val/ folders keep their split
+    rows = list(csv.DictReader(open(tmp_path / "tiles" / "tiles.csv")))
+    assert [r["split"] for r in rows] == ["train", "val"] and all(int(r["tiles"]) >= 16 for r in rows)
 
 
 def test_tiled_large_scene_trains_one_epoch(tmp_path):

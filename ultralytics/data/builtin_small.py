@@ -69,7 +69,8 @@ def render_small_scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
 
 def _make_small(root: Path, n_train: int, n_val: int, seed: int) -> dict:
     """Generate the small-shapes dataset into an (empty, new) folder; returns the manifest."""
-    counts = {k: write_split(root, i, n, seed, render_small_scene, stream=200, quality=(85, 96))
+    counts = {k: write_split(root, i, n, seed, render_small_scene, stream=200, quality=(85, 96),
+                             prefix=True)  # train_000000.jpg: names unique across splits, for dataset.py tile=
               for i, (k, n) in enumerate(zip(SPLITS, (n_train, n_val)))}
     return {"instances": counts, "classes": list(CLASSES)}
 
