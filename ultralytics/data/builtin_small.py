@@ -2,9 +2,9 @@
 
 Scenes of 2000-4000 px on each side hold SCENE_OBJECTS (several hundred) shapes of 6-30 px across, of
 4 classes (circle, square, triangle, cross) drawn as the 'shapes' generator draws them (builtin.py), on its
-cluttered backgrounds (made at 1/4 scale and enlarged), then a little blur and noise and JPEG at quality 85-95. Letterboxed to 640 such a
-scene's objects shrink to 1-10 px; this is the data for tiling (`dataset.py tile=`), sliced prediction and
-validation, and P2 models (docs/13-small-objects.md). An object is labelled with the box of its visible
+cluttered backgrounds (made at 1/4 scale and enlarged), then a little blur and noise and JPEG at quality
+85-95. Letterboxed to 640 such a scene's objects shrink to 1-10 px; this is the data for tiling
+(`dataset.py tile=`), sliced prediction and validation, and P2 models (docs/13-small-objects.md). An object is labelled with the box of its visible
 pixels when at least MIN_VISIBLE of it is visible. Scene i of a split depends only on (seed, split, i).
 Registered as the generator 'small-shapes' (`builtin: small-shapes`, cfg/datasets/small-shapes.yaml).
 """
