@@ -112,6 +112,8 @@ def test_convert_tiles_a_scene_as_worked_out_by_hand(tmp_path, log_messages):
         [(True, "6", "12", "4")]
     report = (out / "report.html").read_text()
     assert "<td>boxes cut by tiling</td><td>4</td>" in report and "<td>tiles</td><td>6</td>" in report
+    assert "<td>objects per tile (mean)</td><td>2.0</td>" in report  # 12 objects in 6 tiles
+    assert "<td>tiles per tiled image (mean)</td><td>6.0</td>" in report
     assert not (out / ".tiles").exists()
 
 

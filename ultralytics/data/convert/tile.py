@@ -182,7 +182,10 @@ def plan_tiles(entries: list, spec: TileSpec, seed: int = 0) -> tuple[list[tuple
         row["objects"] += len(t.rows)
         row["empty_tiles"] += not t.rows
         kept_jobs.append((e, win, t))
-    res.counts["tiles"] = sum(r["tiles"] for r in res.sources)
+    n_tiles = res.counts["tiles"] = sum(r["tiles"] for r in res.sources)
+    if res.sources:  # the report's summary table shows the counts; these two are means
+        res.counts["tiles per tiled image (mean)"] = round(n_tiles / len(res.sources), 2)
+        res.counts["objects per tile (mean)"] = round(sum(r["objects"] for r in res.sources) / max(n_tiles, 1), 2)
     order = {id(t): pos[id(e)] for e, _, t in kept_jobs}
     whole = [(pos[id(e)], e) for e in res.entries]
     res.entries = [x for _, x in sorted(whole + [(order[id(t)], t) for _, _, t in kept_jobs], key=lambda p: p[0])]
