@@ -6,6 +6,7 @@ Swap MODEL for yolov10n.yaml / yolov10n-PSALSKA.yaml, run again, and compare wha
 each fold into runs/train/<name>-fold<k> and prints mean ± std of mAP50 and mAP50-95.
 """
 
+import copy
 import os
 import sys
 
@@ -24,8 +25,7 @@ DATA = "shapes.yaml"  # the built-in dataset (made offline on first use), or 'pa
 if __name__ == "__main__":
     overrides = parse_key_value_args(sys.argv[1:])
     resume = overrides.get("resume")
-    model_file = resume if isinstance(resume, str) else overrides.pop("model", MODEL)
-    model = YOLO(model_file)
+    model = YOLO(resume if isinstance(resume, str) else overrides.pop("model", MODEL))
     # model.load('yolov10n.pt')  # start from pretrained weights: tensors with matching names and shapes are copied
     settings = dict(
         data=DATA,
@@ -47,6 +47,6 @@ if __name__ == "__main__":
     )
     settings.update(overrides)
     if fold_yamls(settings["data"]):  # data=out/folds (dataset.py folds=K): every fold, then mean ± std
-        train_folds(lambda: YOLO(model_file), settings)
+        train_folds(lambda: copy.deepcopy(model), settings)  # each fold starts from the same weights
     else:
         model.train(**settings)

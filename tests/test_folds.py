@@ -131,11 +131,14 @@ class FakeYOLO:
     calls: list[dict] = []
     maps = {0: (0.6, 0.30), 1: (0.8, 0.50), 2: (0.7, 0.40)}
 
+    created: list = []
+
     def __init__(self, model):
         self.model_file = model
+        FakeYOLO.created.append(self)
 
     def train(self, **kw):
-        FakeYOLO.calls.append({"model": self.model_file, **kw})
+        FakeYOLO.calls.append({"model": self.model_file, "self": self, **kw})
         save_dir = Path(kw["project"]) / kw["name"]
         save_dir.mkdir(parents=True)
         m50, m = self.maps[fold_of(kw["data"])[1]]
@@ -151,13 +154,16 @@ def test_train_py_folds_loop(tmp_path, monkeypatch, log_messages):
     import ultralytics
 
     monkeypatch.setattr(ultralytics, "YOLO", FakeYOLO)
-    FakeYOLO.calls = []
+    FakeYOLO.calls, FakeYOLO.created = [], []
     monkeypatch.setattr(sys, "argv", ["train.py", f"data={folds}", f"project={tmp_path / 'runs'}", "name=cv",
                                       "model=yolov10n.yaml", "epochs=1"])
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "train.py"), run_name="__main__")
     assert [c["name"] for c in FakeYOLO.calls] == ["cv-fold0", "cv-fold1", "cv-fold2"]
     assert [c["data"] for c in FakeYOLO.calls] == [str(folds / str(k) / "data.yaml") for k in range(3)]
     assert {c["model"] for c in FakeYOLO.calls} == {"yolov10n.yaml"} and {c["epochs"] for c in FakeYOLO.calls} == {1}
+    trained = {id(c["self"]) for c in FakeYOLO.calls}  # the calls keep the objects alive: ids are unique
+    assert len(trained) == 3 and id(FakeYOLO.created[0]) not in trained  # a copy of the starting model per fold
+    assert len(FakeYOLO.created) == 1  # built once (copies are not rebuilt from the YAML)
     summary = log_messages[-1]
     assert "fold 1: mAP50 0.8000  mAP50-95 0.5000" in summary
     assert "mean ± std: mAP50 0.7000 ± 0.1000  mAP50-95 0.4000 ± 0.1000" in summary

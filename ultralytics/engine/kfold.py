@@ -1,8 +1,8 @@
 """k-fold training: `python train.py data=out/folds` trains every fold, then prints mean ± std of the mAPs.
 
 The folds come from `python dataset.py ... folds=K` (ultralytics/data/convert/folds.py). Fold k trains a
-fresh model (built from the same YAML or checkpoint, so every fold starts alike) on out/folds/<k>/data.yaml
-into a run named `<name>-fold<k>`. Each fold's figure is its best epoch's (the epoch of best.pt, highest
+fresh model from make_model() (train.py passes copies of its model, so every fold starts from the same
+weights) on out/folds/<k>/data.yaml into a run named `<name>-fold<k>`. Each fold's figure is its best epoch's (the epoch of best.pt, highest
 fitness 0.1 mAP50 + 0.9 mAP50-95, as compare.py reads runs), and the spread is the sample std (ddof=1).
 `python compare.py runs/train/*-fold*` groups the fold runs as it groups seeds.
 """
