@@ -163,8 +163,7 @@ def plan_tiles(entries: list, spec: TileSpec, seed: int = 0) -> tuple[list[tuple
         idx = empties[split]
         full = sum(1 for _, _, t, _ in jobs if t.split == split and t.rows)
         keep = len(idx) if spec.empty >= 1 else min(len(idx), int(spec.empty * full / (1 - spec.empty)))
-        rng = np.random.default_rng([int(seed), ("train", "val", "test").index(split) if split in
-                                     ("train", "val", "test") else 3])
+        rng = np.random.default_rng([int(seed), {"train": 0, "val": 1, "test": 2}.get(split, 3)])  # per split
         chosen = set(rng.choice(len(idx), keep, replace=False).tolist()) if keep else set()
         drop |= {j for k, j in enumerate(idx) if k not in chosen}
     res.counts["empty tiles left out"] = len(drop)
