@@ -2,9 +2,11 @@
 
 Any setting can be overridden on the command line: `python train.py epochs=3 imgsz=320 device=cpu`.
 Swap MODEL for yolov10n.yaml / yolov10n-PSALSKA.yaml, run again, and compare what lands in runs/train
-(`python compare.py runs/train/*`).
+(`python compare.py runs/train/*`). `data=datasets/mine/folds` (from `python dataset.py ... folds=5`) trains
+each fold into runs/train/<name>-fold<k> and prints mean ± std of mAP50 and mAP50-95.
 """
 
+import copy
 import os
 import sys
 
@@ -14,6 +16,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ultralytics import YOLO  # noqa: E402
 from ultralytics.cfg import parse_key_value_args  # noqa: E402
+from ultralytics.data.convert.folds import fold_yamls  # noqa: E402
+from ultralytics.engine.kfold import train_folds  # noqa: E402
 
 MODEL = "ultralytics/cfg/models/v10/yolov10n-LSKA.yaml"  # the model YAML to train
 DATA = "shapes.yaml"  # the built-in dataset (made offline on first use), or 'path/to/your/data.yaml'
@@ -42,4 +46,7 @@ if __name__ == "__main__":
         # resume='runs/train/exp/weights/last.pt',  # continue an interrupted run from its last.pt
     )
     settings.update(overrides)
-    model.train(**settings)
+    if fold_yamls(settings["data"]):  # data=out/folds (dataset.py folds=K): every fold, then mean ± std
+        train_folds(lambda: copy.deepcopy(model), settings)  # each fold starts from the same weights
+    else:
+        model.train(**settings)

@@ -62,5 +62,5 @@ def test_icons_yaml_resolves_and_unknown_builtin_names_the_choices(tmp_path, mon
     assert cfg["builtin"] == "icons" and list(cfg["names"].values()) == list(builtin_icons.CLASSES)
     d = check_det_dataset({**cfg, "builtin_args": {"n_train": 2, "n_val": 1}, "yaml_file": str(yaml_path)})
     assert d["nc"] == 5 and len(list(Path(d["train"]).iterdir())) == 2
-    with pytest.raises(UserError, match=r"'builtin' is 'nope'.*\['icons', 'shapes'\]"):
+    with pytest.raises(UserError, match=r"'builtin' is 'nope'.*\['icons', 'shapes', 'small-shapes'\]"):
         check_det_dataset({**cfg, "builtin": "nope", "yaml_file": str(yaml_path)})

@@ -1,5 +1,8 @@
 """Grouping runs by seed: same architecture and same settings except the bookkeeping ones form one group.
 
+The folds of a k-fold split (data=<dataset>/folds/<k>/data.yaml, from train.py data=<dataset>/folds) group
+as seeds do: one group per model and folds folder, one sample per (seed, fold).
+
 Also: which settings differ between two runs, and whether two runs are comparable at all (trained and
 validated on the same data at the same image size).
 """
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ultralytics.compare.runs import Run
+from ultralytics.data.convert.folds import fold_of
 from ultralytics.compare.stats import Spread, spread
 
 # Settings that do not define an experiment: the seed (what a group varies), where the run was written,
@@ -24,11 +28,30 @@ COMPARABILITY_SETTINGS = ("data", "imgsz", "single_cls", "fraction", "split")
 
 
 def experiment_settings(args: dict) -> dict:
-    """The settings that define an experiment: args.yaml minus IGNORED_SETTINGS (a .pt 'model' is kept)."""
+    """The settings that define an experiment: args.yaml minus IGNORED_SETTINGS (a .pt 'model' is kept).
+
+    A fold's data YAML (<dataset>/folds/<k>/data.yaml) counts as its folds folder: the folds of one k-fold
+    split are samples of one experiment, as seeds are (sample_key tells them apart).
+    """
     out = {k: v for k, v in args.items() if k not in IGNORED_SETTINGS}
     if str(args.get("model") or "").endswith(".pt"):
         out["model"] = args["model"]
+    fold = fold_of(args.get("data"))
+    if fold:
+        out["data"] = fold[0]
     return out
+
+
+def sample_key(r: Run) -> tuple:
+    """What makes a run an independent sample of its group: (seed, fold); fold is None outside k-fold."""
+    fold = fold_of(r.args.get("data"))
+    return r.seed, fold[1] if fold else None
+
+
+def sample_label(key: tuple) -> str:
+    """'0' for seed 0, '0/fold2' for seed 0 on fold 2."""
+    seed, fold = key
+    return str(seed) if fold is None else f"{seed}/fold{fold}"
 
 
 def settings_diff(a: dict, b: dict, keys: tuple[str, ...] | None = None) -> dict[str, tuple]:
@@ -71,7 +94,8 @@ class Group:
 
     @property
     def seeds(self) -> list:
-        return [r.seed for r in self.used]
+        """Seed of each sample; 'seed/fold<k>' for fold runs."""
+        return [r.seed if fold_of(r.args.get("data")) is None else sample_label(sample_key(r)) for r in self.used]
 
     @property
     def in_progress(self) -> bool:
@@ -104,13 +128,14 @@ def group_runs(runs: list[Run], arch_of: Callable[[Run], str]) -> tuple[list[Gro
         by_seed: dict = {}
         for r in g.runs:
             if r.epochs_done:
-                by_seed.setdefault(r.seed, []).append(r)
-        for seed, rs in by_seed.items():
+                by_seed.setdefault(sample_key(r), []).append(r)
+        for key, rs in by_seed.items():
             keep = max(rs, key=lambda r: (r.epochs_done, _mtime(r)))
             g.used.append(keep)
             dropped = [r.name for r in rs if r is not keep]
             if dropped:
-                warnings.append(f"{', '.join([keep.name, *dropped])} have the same seed {seed} and settings: repeats "
+                what = f"seed {key[0]}" + (f" and fold {key[1]}" if key[1] is not None else "")
+                warnings.append(f"{', '.join([keep.name, *dropped])} have the same {what} and settings: repeats "
                                 f"are not independent samples, so only {keep.name} enters the statistics")
     _label(out)
     return out, warnings

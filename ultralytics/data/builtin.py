@@ -165,13 +165,15 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def write_split(root: Path, split: int, n: int, seed: int, render, stream: int = 0,
-                quality: tuple[int, int] = (70, 96)) -> int:
+                quality: tuple[int, int] = (70, 96), prefix: bool = False) -> int:
     """Render and write n images + label files of one split; returns the number of instances.
 
     render(rng) -> (image (h, w, 3) uint8, labels (k, 5)); image i draws from the generator seeded
     [seed, stream + split, i] (each built-in dataset uses its own stream); JPEG quality drawn in [lo, hi).
+    prefix: name files '<split>_000000.jpg' (unique across splits) instead of '000000.jpg'.
     """
     name = SPLITS[split]
+    pre = f"{name}_" if prefix else ""
     (root / "images" / name).mkdir(parents=True)
     (root / "labels" / name).mkdir(parents=True)
     instances = 0
@@ -179,9 +181,9 @@ def write_split(root: Path, split: int, n: int, seed: int, render, stream: int =
         rng = np.random.default_rng([seed, stream + split, i])
         img, labels = render(rng)
         q = int(rng.integers(*quality))
-        cv2.imwrite(str(root / "images" / name / f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, q])
+        cv2.imwrite(str(root / "images" / name / f"{pre}{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, q])
         rows = [f"{int(c)} {x:.6f} {y:.6f} {bw:.6f} {bh:.6f}" for c, x, y, bw, bh in labels]
-        (root / "labels" / name / f"{i:06d}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
+        (root / "labels" / name / f"{pre}{i:06d}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
         instances += len(rows)
     return instances
 

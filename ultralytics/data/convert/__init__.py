@@ -93,15 +93,24 @@ def read_source(source, fmt: str = "auto", images=None, names=None) -> Source:
 
 
 def convert_dataset(source, out, format: str = "auto", split=(0.8, 0.2), seed: int = 0, images=None, names=None,
-                    exist_ok: bool = False, strict: bool = False, imgsz: int = 640) -> Path:
+                    exist_ok: bool = False, strict: bool = False, imgsz: int = 640, tile: int = 0,
+                    tile_overlap: float = 0.2, tile_min_area: float = 0.5, tile_empty: float = 0.1,
+                    folds: int = 0) -> Path:
     """Convert a VOC / COCO / LabelMe / YOLO source into a checked YOLO dataset at `out` -> its data.yaml path.
 
     split: (train, val) or (train, val, test) fractions; seed: the split's seed; images: folder of the images
     when not beside the annotations; names: class order (and the only classes allowed); strict: any problem
     raises UserError (after writing problems.csv); imgsz: the training size the report scales boxes to.
+    tile (0: off), tile_overlap, tile_min_area, tile_empty: cut images larger than `tile` px (tile.py);
+    folds: k >= 2 also writes out/folds/<k>/data.yaml for k-fold training (folds.py).
     """
+    from ultralytics.data.convert.folds import check_folds
+    from ultralytics.data.convert.tile import TileSpec
+
+    tiling, folds = TileSpec.from_settings(tile, tile_overlap, tile_min_area, tile_empty), check_folds(folds)
     src = read_source(source, format, images, names)
-    return write_dataset(src, out, split=split, seed=seed, names=names, exist_ok=exist_ok, strict=strict, imgsz=imgsz)
+    return write_dataset(src, out, split=split, seed=seed, names=names, exist_ok=exist_ok, strict=strict, imgsz=imgsz,
+                         tiling=tiling, folds=folds)
 
 
 def main(argv: list[str]) -> int:
@@ -109,7 +118,8 @@ def main(argv: list[str]) -> int:
     from ultralytics.cfg import parse_key_value_args
 
     args = parse_key_value_args(argv)
-    allowed = {"source", "out", "format", "split", "seed", "images", "names", "exist_ok", "strict", "imgsz", "data"}
+    allowed = {"source", "out", "format", "split", "seed", "images", "names", "exist_ok", "strict", "imgsz", "data",
+               "tile", "tile_overlap", "tile_min_area", "tile_empty", "folds"}
     bad = sorted(set(args) - allowed)
     if bad:
         raise UserError(f"dataset: unknown argument(s) {bad}; allowed: {sorted(allowed)}")

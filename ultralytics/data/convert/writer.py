@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from ultralytics.data.convert import folds as kfold, tile
 from ultralytics.data.convert.check import inspect_image
 from ultralytics.data.convert.common import Item, Source
 from ultralytics.data.convert.split import assign_splits
@@ -160,8 +161,12 @@ def duplicate_groups(entries: list[Entry]) -> list[list[Entry]]:
 
 
 def write_dataset(src: Source, out, split=(0.8, 0.2), seed: int = 0, names=None, exist_ok: bool = False,
-                  strict: bool = False, imgsz: int = 640) -> Path:
-    """Check, split and write `src` as a YOLO dataset at `out` -> path of data.yaml. See module docstring."""
+                  strict: bool = False, imgsz: int = 640, tiling=None, folds: int = 0) -> Path:
+    """Check, split and write `src` as a YOLO dataset at `out` -> path of data.yaml. See module docstring.
+
+    tiling: a tile.TileSpec (images larger than the tile are cut after the split); folds: k >= 2 also writes
+    out/folds/<k>/data.yaml (folds.py).
+    """
     from ultralytics.data.report import write_report
 
     out = Path(out).resolve()
@@ -193,13 +198,21 @@ def write_dataset(src: Source, out, split=(0.8, 0.2), seed: int = 0, names=None,
         for s in used:
             (tmp / "images" / s).mkdir(parents=True)
             (tmp / "labels" / s).mkdir(parents=True)
+        tiled = tile.tile_entries(good, tiling, tmp, seed, parallel) if tiling else None
+        if tiled:  # the tiles replace their sources; the counts and problems of tiling join the others
+            good, problems = tiled.entries, problems + tiled.problems
         parallel(lambda e: _write_entry(e, tmp), good, "writing")
+        if tiled:
+            tile.finish(tiled, tmp)
+        if folds:
+            kfold.write_folds(tmp, good, folds, seed, class_names)
         data = {"path": ".", **{s: f"images/{s}" for s in used}, "names": dict(enumerate(class_names))}
         (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
         (tmp / "problems.csv").write_text(problems_csv(problems), encoding="utf-8")
         counts = Counter(src.counts)
         for e in entries:
             counts.update(e.counts)
+        counts.update(tiled.counts if tiled else {})
         write_report(tmp / "report.html", class_names,
                      [{"split": e.split, "w": e.w, "h": e.h, "rows": e.rows, "file": e.item.image.name} for e in good],
                      problems, [[str(e.item.image) for e in g] for g in dups], counts, imgsz,
@@ -215,7 +228,7 @@ def write_dataset(src: Source, out, split=(0.8, 0.2), seed: int = 0, names=None,
     LOGGER.info(f"dataset {out}: {len(good)} images ({', '.join(f'{s} {n[s]}' for s in sorted(n))}), {inst} instances, "
                 f"{len(class_names)} classes, {sum(not e.rows for e in good)} background images, "
                 f"{len(problems)} problems" + (f" -> {out / 'problems.csv'}" if problems else "")
-                + f"; report {out / 'report.html'}")
+                + (tiled.summary if tiled else "") + f"; report {out / 'report.html'}")
     if strict and problems:
         kinds = Counter(p[1] for p in problems)
         raise UserError(f"strict=True: {len(problems)} problems ({dict(kinds)}); see {out / 'problems.csv'}")
