@@ -1,4 +1,4 @@
-"""The README's model table: layers, parameters and GFLOPs (640) of every scale and the LSKA variants.
+"""The README's model table: layers, parameters and GFLOPs (640) of every scale, the LSKA and the P2 variants.
 
     python benchmarks/model_table.py        # about a minute on 2 cores; writes benchmarks/results/model_table.json
 
@@ -20,6 +20,8 @@ ROWS = [(f"yolov10{s}", f"yolov10{s}.yaml", False) for s in "nsmblx"] + [
     ("yolov10n-LSKA (k=7)", "yolov10n-LSKA.yaml", False),
     ("yolov10n-PSALSKA (k=7)", "yolov10n-PSALSKA.yaml", False),
     ("yolov10n fused (inference)", "yolov10n.yaml", True),
+] + [(f"yolov10{s}-p2 (strides 4-32)", f"yolov10{s}-p2.yaml", False) for s in "nsmblx"] + [
+    ("yolov10n-p2-LSKA (k=7)", "yolov10n-p2-LSKA.yaml", False),
 ]
 
 
