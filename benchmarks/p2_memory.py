@@ -1,8 +1,8 @@
 """The memory cost of a P2 level: yolov10{n,s} against yolov10{n,s}-p2 at 640 and 1280, one training step on the CPU.
 
-    python benchmarks/p2_memory.py      # about 5 minutes on 2 busy cores; writes benchmarks/results/p2_memory.json
+    python benchmarks/p2_memory.py      # about 15 minutes on 2 busy cores; writes benchmarks/results/p2_memory.json
 
-Per (model, imgsz), in a fresh process each (so the peak RSS is that run's own), batch 2:
+Per (model, imgsz), in a fresh process each (so the peak RSS is that run's own), batch 1:
 - act_mb: the forward activations, the bytes of every row's output in a training-mode forward (float32);
 - saved_mb: the tensors autograd keeps for the backward pass of one training step (forward + the v10 detection
   loss on 8 boxes per image), counted once per storage: what a training step must hold, deterministic;
@@ -26,7 +26,7 @@ from benchmarks._results import save_results  # noqa: E402
 
 MODELS = ("yolov10n", "yolov10n-p2", "yolov10s", "yolov10s-p2")
 SIZES = (640, 1280)
-BATCH = 2
+BATCH = 1  # batch 2 doubles every figure but act and params; 1 keeps the 1280 s runs to minutes on 2 busy cores
 
 
 def measure(model_name: str, imgsz: int, batch: int = BATCH) -> dict:
@@ -51,8 +51,6 @@ def measure(model_name: str, imgsz: int, batch: int = BATCH) -> dict:
               "bboxes": torch.cat((xy, wh), 1)}
     criterion = v10DetectLoss(m.model[-1], get_cfg())
 
-    act = 0
-    hooks = [r.register_forward_hook(lambda mod, i, o: _add(o)) for r in m.model]
     sizes: list[int] = []
 
     def _add(o):
@@ -60,12 +58,7 @@ def measure(model_name: str, imgsz: int, batch: int = BATCH) -> dict:
                                                        for t in (v if isinstance(v, list) else [v])]
         sizes.extend(t.numel() * t.element_size() for t in ts if isinstance(t, torch.Tensor))
 
-    with torch.no_grad():
-        m(x)
-    act = sum(sizes)
-    for h in hooks:
-        h.remove()
-
+    hooks = [r.register_forward_hook(lambda mod, i, o: _add(o)) for r in m.model]
     saved: dict[int, int] = {}
 
     def pack(t):
@@ -78,7 +71,9 @@ def measure(model_name: str, imgsz: int, batch: int = BATCH) -> dict:
         loss, _ = criterion(m(x), labels)
     loss.backward()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    return {"act_mb": round(act / 2**20, 1), "saved_mb": round(sum(saved.values()) / 2**20, 1),
+    for h in hooks:
+        h.remove()
+    return {"act_mb": round(sum(sizes) / 2**20, 1), "saved_mb": round(sum(saved.values()) / 2**20, 1),
             "peak_mb": round(peak - rss0, 0), "gflops": round(gflops, 1)}
 
 
@@ -93,7 +88,7 @@ def main() -> None:
              "|---|---:|---:|---:|---:|---:|"]
     for imgsz in SIZES:
         for name in MODELS:
-            code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.p2_memory import measure; "
+            code = (f"import torch; torch.set_num_threads(1); import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.p2_memory import measure; "
                     f"print(json.dumps(measure({name!r}, {imgsz})))")
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
             r = json.loads(out.stdout.strip().splitlines()[-1])
