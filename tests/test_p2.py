@@ -168,3 +168,27 @@ def test_p2_trains_validates_and_exports(tiny_data, tmp_path):
     y = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     assert y.shape == (1, 300, 6)
     np.testing.assert_allclose(y[:, :k, 4], ref[:, :, 4].numpy(), atol=1e-4)
+
+
+def test_every_p2_yaml_builds_in_the_scan(tmp_path):
+    """The scan builds and runs the P2 YAMLs (four maps per branch) and finds the committed table's figures.
+
+    tests/test_model_scan.py scans the n and s files; here m (b, l and x too with YOLO_SCAN_ALL=1).
+    """
+    import os
+    import shutil
+    from pathlib import Path
+
+    from ultralytics.nn.scan import read_table, scan
+
+    scales = "mblx" if os.environ.get("YOLO_SCAN_ALL") else "m"
+    names = [f"yolov10{s}-p2{v}.yaml" for s in scales for v in ("", "-LSKA")]
+    for n in names:
+        shutil.copy(MODELS_DIR / "v10" / n, tmp_path / n)
+    rows, problems = scan(tmp_path)
+    assert problems == []
+    table = {r["yaml"]: r for r in read_table(Path(__file__).parent / "data" / "model_table.csv")}
+    assert len(rows) == len(names)
+    for r in rows:
+        want = table[f"v10/{r['yaml']}"]
+        assert (r["scale"], r["layers"], r["parameters"]) == (want["scale"], want["layers"], want["parameters"])

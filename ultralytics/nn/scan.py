@@ -3,8 +3,9 @@
     python -m ultralytics.nn.scan                            print the table for ultralytics/cfg/models
     python -m ultralytics.nn.scan --write tests/data/model_table.csv    regenerate the committed table
 
-Each (YAML, scale) is built, run on a 64x64 zero image in eval mode ((1, 84, 6) out: top-k of its 84 anchors) and in train mode
-(both branches, one map per head level: three, or four in the P2 models), and summarised as the summary line prints it: layers, parameters, GFLOPs
+Each (YAML, scale) is built, run on a 64x64 zero image in eval mode ((1, k, 6) out: the top k = min(300, anchors):
+84 of 84 for three levels, 300 of 340 with P2) and in train mode (both branches, one map per head level: three,
+or four in the P2 models), and summarised as the summary line prints it: layers, parameters, GFLOPs
 at 640. A YAML that fails is reported with its file and the builder's message (a UserError naming the row).
 tests/test_model_scan.py compares the table with the committed one, so an accidental change is seen.
 """
