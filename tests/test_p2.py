@@ -192,3 +192,19 @@ def test_every_p2_yaml_builds_in_the_scan(tmp_path):
     for r in rows:
         want = table[f"v10/{r['yaml']}"]
         assert (r["scale"], r["layers"], r["parameters"]) == (want["scale"], want["layers"], want["parameters"])
+
+
+def test_base_weights_transfer_into_the_p3_p5_branches():
+    """yolov10s weights -> yolov10s-p2: the head's levels 0-2 land in levels 1-3 (P3-P5), all of them, unchanged;
+    the P2 branch (level 0) keeps its own initialisation."""
+    base, p2 = build("yolov10s.yaml"), build("yolov10s-p2.yaml")
+    p2_level0 = {k: v.clone() for k, v in p2.state_dict().items() if ".cv2.0." in k or ".cv3.0." in k}
+    p2.load(base, verbose=False)
+    b, p = base.state_dict(), p2.state_dict()
+    for name in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"):
+        for i in range(3):
+            keys = [k for k in b if k.startswith(f"model.23.{name}.{i}.")]
+            assert keys and all(torch.equal(p[k.replace(f"model.23.{name}.{i}.", f"model.29.{name}.{i + 1}.")], b[k])
+                                for k in keys), (name, i)
+    assert all(torch.equal(p[k], v) for k, v in p2_level0.items())
+    assert all(torch.equal(p[k.replace("model.17.", "model.23.")], b[k]) for k in b if k.startswith("model.17."))
