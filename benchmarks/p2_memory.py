@@ -88,8 +88,8 @@ def main() -> None:
              "|---|---:|---:|---:|---:|---:|"]
     for imgsz in SIZES:
         for name in MODELS:
-            code = (f"import torch; torch.set_num_threads(1); import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.p2_memory import measure; "
-                    f"print(json.dumps(measure({name!r}, {imgsz})))")
+            code = (f"import torch; torch.set_num_threads(1); import json, sys; sys.path.insert(0, {str(ROOT)!r}); "
+                    f"from benchmarks.p2_memory import measure; print(json.dumps(measure({name!r}, {imgsz})))")
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             key = f"{name.replace('-', '_')}_{imgsz}"
