@@ -70,9 +70,11 @@ def test_the_setting_changes_the_pixels(big_jpeg):
     assert not np.array_equal(predict_pixels(big_jpeg, True), predict_pixels(big_jpeg, False))
 
 
-def test_dataset_default_and_override(big_jpeg):
-    assert YOLODataset.fast_decode is True
-    assert get_cfg().fast_decode is True
+def test_on_by_default_and_dataset_follows_the_setting(big_jpeg):
+    assert YOLODataset.fast_decode is True and get_cfg().fast_decode is True
+    kw = dict(img_path=str(big_jpeg / "images"), imgsz=IMGSZ, augment=False)
+    assert YOLODataset(**kw).fast_decode is True and YOLODataset(**kw, fast_decode=False).fast_decode is False
+    assert YOLODataset.fast_decode is True  # an instance's setting leaves the class default alone
 
 
 def _batch():
