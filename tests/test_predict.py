@@ -71,20 +71,22 @@ def folder(tmp_path_factory):
 
 
 def test_fixed_letterboxed_box_maps_back_to_original(model):
-    """300x200 image at imgsz=320: gain 320/300, letterbox 224x320 with 5 px on top.
+    """300x200 image at imgsz=320: resized as validation does (sides rounded up) to 320x214, gains 320/300 (x) and
+    214/200 (y), letterbox 224x320 with 5 px on top.
 
-    Box (32, 37, 160, 117) in the letterbox -> ((32 - 0) / g, (37 - 5) / g, 160 / g, (117 - 5) / g) = (30, 30, 150, 105).
+    Box (32, 37, 160, 117) in the letterbox -> (32 / gx, (37 - 5) / gy, 160 / gx, (117 - 5) / gy) = (30, 29.9065, 150,
+    104.6729).
     """
     im = np.full((200, 300, 3), 60, np.uint8)
     (r,) = model.predict(im, imgsz=320, verbose=False)
     assert model.model.shapes == [(1, 3, 224, 320)]
     assert r.orig_shape == (200, 300) and r.names == {0: "a", 1: "b"} and len(r) == 1
-    assert r.boxes.xyxy[0].tolist() == pytest.approx([30, 30, 150, 105], abs=1e-3)
+    assert r.boxes.xyxy[0].tolist() == pytest.approx([30, 29.9065, 150, 104.6729], abs=1e-3)
     assert r.boxes.conf.tolist() == pytest.approx([0.9]) and r.boxes.cls.tolist() == [1.0]
-    assert r.boxes.xywh[0].tolist() == pytest.approx([90, 67.5, 120, 75], abs=1e-3)
-    assert r.boxes.xyxyn[0].tolist() == pytest.approx([0.1, 0.15, 0.5, 0.525], abs=1e-5)
+    assert r.boxes.xywh[0].tolist() == pytest.approx([90, 67.2897, 120, 74.7664], abs=1e-3)
+    assert r.boxes.xyxyn[0].tolist() == pytest.approx([0.1, 0.149533, 0.5, 0.523364], abs=1e-5)
     assert r.summary()[0]["name"] == "b" and r.verbose() == "1 b, "
-    assert r.to_txt_lines() == ["1 0.300000 0.337500 0.400000 0.375000"]
+    assert r.to_txt_lines() == ["1 0.300000 0.336449 0.400000 0.373832"]
 
 
 @pytest.mark.parametrize("batch", [1, 4])

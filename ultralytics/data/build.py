@@ -265,7 +265,8 @@ def build_yolo_dataset(cfg, img_path, batch: int, data: dict, mode: str = "train
         single_cls=bool(_setting(cfg, "single_cls")), cache=_setting(cfg, "cache") or False, data=data,
         prefix=colorstr(f"{mode}: "), seed=int(_setting(cfg, "seed")),
         fraction=float(_setting(cfg, "fraction")) if train else 1.0,
-        defer_augment=train and bool(aug_device))
+        defer_augment=train and bool(aug_device),
+        fast_decode=cfg.get("fast_decode") if isinstance(cfg, dict) else getattr(cfg, "fast_decode", None))
     if train:
         LOGGER.info(dataset_summary(dataset.stats, data or {}))
     return dataset

@@ -9,14 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ultralytics.data.augment import build_transforms
 from ultralytics.data.cache import scan_labels
-from ultralytics.data.image_io import imread, reduce_factor
+from ultralytics.data.image_io import imread, read_resized, resize_to_fit
 from ultralytics.data.utils import get_img_files, img2label_paths
 from ultralytics.utils import LOGGER, NUM_THREADS, UserError
 
@@ -41,10 +40,11 @@ def _stack_images(imgs: list[torch.Tensor]) -> torch.Tensor:
     """Stack (3, H, W) uint8 images -> (B, 3, H, W). In a loader worker the batch is written straight into
     shared memory (as torch's default collate does), so sending it to the main process copies nothing."""
     arrays = [im.numpy() for im in imgs]
-    if torch.utils.data.get_worker_info() is None:
+    new_shared = getattr(torch.UntypedStorage, "_new_shared", None)  # private torch API: absent -> plain path
+    if torch.utils.data.get_worker_info() is None or new_shared is None:
         return torch.from_numpy(np.stack(arrays))
     shape = (len(arrays), *arrays[0].shape)
-    out = torch.empty(0, dtype=torch.uint8).new(torch.UntypedStorage._new_shared(math.prod(shape))).view(shape)
+    out = torch.empty(0, dtype=torch.uint8).new(new_shared(math.prod(shape))).view(shape)
     np.stack(arrays, out=out.numpy())
     return out
 
@@ -58,15 +58,18 @@ class YOLODataset(Dataset):
     with (seed, epoch, i) only, so a sample is the same whichever worker makes it and whenever.
     """
 
-    fast_decode = True  # JPEGs >= 2x larger than imgsz are decoded at 1/2, 1/4 or 1/8 scale (then resized)
+    fast_decode = True  # JPEGs >= 2x larger than imgsz are decoded at 1/2, 1/4 or 1/8 scale (the fast_decode setting)
 
     def __init__(self, img_path, imgsz: int = 640, augment: bool = True, hyp=None, rect: bool = False,
                  batch_size: int = 16, stride: int = 32, pad: float = 0.0, single_cls: bool = False,
                  cache: bool | str = False, data: dict | None = None, prefix: str = "", seed: int = 0,
-                 fraction: float = 1.0, defer_augment: bool = False):
+                 fraction: float = 1.0, defer_augment: bool = False, fast_decode: bool | None = None):
         """img_path: folder / glob / .txt list / list of those; data: checked data dict (for 'nc' and 'names').
 
-        defer_augment: leave the affine, HSV and flips to batch_augment.BatchAugment (augment_device)."""
+        defer_augment: leave the affine, HSV and flips to batch_augment.BatchAugment (augment_device).
+        fast_decode: the setting of that name (None keeps the class default, True): reduced-scale JPEG decode."""
+        if fast_decode is not None:
+            self.fast_decode = bool(fast_decode)
         self.defer_augment = bool(defer_augment and augment and not rect)  # rect batches: not square, per image
         if defer_augment and augment and rect:
             LOGGER.warning(f"{prefix}WARNING ⚠️ augment_device is ignored with rect=True (rectangular batches are "
@@ -199,17 +202,11 @@ class YOLODataset(Dataset):
                 im = np.load(self._npy_path(self.im_files[i]), allow_pickle=False)
             except (OSError, ValueError):
                 im = None
-        f = 1
-        if im is None:  # at reduced scale when the resize below shrinks by >= 2 (sizes from the label cache)
-            f = reduce_factor(self._ori_shape(i), self.imgsz) if self.fast_decode else 1
-            im = imread(self.im_files[i], f)
-        h0, w0 = self._ori_shape(i) if f > 1 else im.shape[:2]
-        r = self.imgsz / max(h0, w0)
-        if r != 1:
-            w, h = min(math.ceil(w0 * r), self.imgsz), min(math.ceil(h0 * r), self.imgsz)
-            interp = cv2.INTER_LINEAR if (self.augment or r > 1) else cv2.INTER_AREA
-            if im.shape[:2] != (h, w):
-                im = cv2.resize(im, (w, h), interpolation=interp)
+        if im is None:  # at reduced scale when the resize shrinks by >= 2 and fast_decode (sizes from the label cache)
+            im, (h0, w0) = read_resized(self.im_files[i], self.imgsz, self._ori_shape(i), self.fast_decode,
+                                        self.augment)
+        else:
+            (h0, w0), im = im.shape[:2], resize_to_fit(im, self.imgsz, augment=self.augment)
         return im, (h0, w0), im.shape[:2]
 
     def _ori_shape(self, i: int) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -151,3 +152,72 @@ def image_info(path: str | Path) -> tuple[int, int]:
     if min(w, h) < MIN_IMAGE_SIDE:
         raise ImageReadError(path, "too_small", f"{w}x{h} px")
     return h, w
+
+
+def fit_shape(shape0: tuple[int, int], imgsz) -> tuple[int, int]:
+    """(h, w) of an (h0, w0) image scaled to fit imgsz (an int: the long side; or (H, W)), sides rounded up."""
+    (H, W), (h0, w0) = ((imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)), shape0
+    r = min(H / h0, W / w0)
+    return min(math.ceil(h0 * r), H), min(math.ceil(w0 * r), W)
+
+
+def resize_to_fit(im: np.ndarray, imgsz, shape0: tuple[int, int] | None = None, augment: bool = False) -> np.ndarray:
+    """The loaders' resize: image (h, w, 3) of an (h0, w0) original (default its own shape) -> fit_shape(shape0).
+
+    INTER_AREA when shrinking without augmentation (validation, prediction), INTER_LINEAR otherwise (training
+    shrinks, upscaling). im may be a reduced-scale decode of the original (then shape0 is the original's).
+    """
+    shape0 = tuple(shape0 or im.shape[:2])
+    h, w = fit_shape(shape0, imgsz)
+    if im.shape[:2] == (h, w):
+        return im
+    interp = cv2.INTER_LINEAR if (augment or h > shape0[0] or w > shape0[1]) else cv2.INTER_AREA
+    return cv2.resize(im, (w, h), interpolation=interp)
+
+
+def read_resized(path: str | Path, imgsz, shape0: tuple[int, int] | None = None, fast_decode: bool = True,
+                 augment: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
+    """Read an image file as the model sees it -> (BGR (h, w, 3) fitted to imgsz, original (h0, w0)).
+
+    fast_decode: a JPEG at least twice the target size is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
+    scaling, reduce_factor) before the resize: several times faster, and the pixels differ from a full decode
+    (docs/09, 'Fast JPEG decoding'). shape0: the original (h, w) if known (the label cache), needed to pick
+    the factor; without it the file's header is read. Training, validation and prediction all read through
+    here, so a model is scored on the pixels it is shown.
+    """
+    if shape0 is None and fast_decode:
+        shape0 = header_shape(path)
+    f = reduce_factor(shape0, max(fit_shape(shape0, imgsz))) if fast_decode and shape0 else 1
+    im = imread(path, f)
+    shape0 = tuple(shape0) if f > 1 else im.shape[:2]
+    return resize_to_fit(im, imgsz, shape0, augment), shape0
+
+
+def header_shape(path: str | Path) -> tuple[int, int] | None:
+    """(h, w) after EXIF rotation from the file header only (no decode); None when PIL cannot read it."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+                w, h = h, w
+    except Exception:  # the decode that follows reports the problem with its own message
+        return None
+    return h, w
+
+
+def model_view(im0: np.ndarray, file: str | Path | None, imgsz, fast_decode: bool = True):
+    """An image to predict -> (BGR image fitted to imgsz exactly as validation loads it, (gain_h, gain_w)).
+
+    im0: the full decode (kept for the results); file: the path it was read from, or None (an array, a video
+    frame). With fast_decode a JPEG file at least twice the target size is decoded again at reduced scale,
+    as read_resized does for validation, so prediction and validation show the model the same pixels.
+    """
+    shape0 = im0.shape[:2]
+    f = reduce_factor(shape0, max(fit_shape(shape0, imgsz))) if fast_decode and file is not None else 1
+    im = im0
+    if f > 1:
+        with open(file, "rb") as fh:
+            if fh.read(2) == b"\xff\xd8":  # a JPEG (other formats have no reduced decode)
+                im = imread(file, f)
+    im = resize_to_fit(im, imgsz, shape0)
+    return im, (im.shape[0] / shape0[0], im.shape[1] / shape0[1])

@@ -22,7 +22,7 @@ class SourceItem(tuple):
 
     def __new__(cls, name: str, image: np.ndarray, frame: int | None = None, fps: float | None = None):
         item = super().__new__(cls, (name, image))
-        item.frame, item.fps = frame, fps
+        item.frame, item.fps, item.file = frame, fps, None
         return item
 
     @property
@@ -121,7 +121,9 @@ class ImageSource:
                 yield SourceItem(*it)
             else:
                 try:
-                    yield SourceItem(it, imread(it))
+                    item = SourceItem(it, imread(it))
+                    item.file = it  # read from this file (prediction's fast_decode may read it reduced)
+                    yield item
                 except ImageReadError as e:
                     if self.strict:
                         raise

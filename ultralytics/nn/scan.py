@@ -3,8 +3,9 @@
     python -m ultralytics.nn.scan                            print the table for ultralytics/cfg/models
     python -m ultralytics.nn.scan --write tests/data/model_table.csv    regenerate the committed table
 
-Each (YAML, scale) is built, run on a 64x64 zero image in eval mode ((1, 84, 6) out: top-k of its 84 anchors) and in train mode
-(both branches, three levels), and summarised as the summary line prints it: layers, parameters, GFLOPs
+Each (YAML, scale) is built, run on a 64x64 zero image in eval mode ((1, k, 6) out: the top k = min(300, anchors):
+84 of 84 for three levels, 300 of 340 with P2) and in train mode (both branches, one map per head level: three,
+or four in the P2 models), and summarised as the summary line prints it: layers, parameters, GFLOPs
 at 640. A YAML that fails is reported with its file and the builder's message (a UserError naming the row).
 tests/test_model_scan.py compares the table with the committed one, so an accidental change is seen.
 """
@@ -44,8 +45,9 @@ def scan_one(path: Path, scale: str | None, imgsz: int = SCAN_IMGSZ) -> tuple[in
         if tuple(y.shape) != want:
             raise UserError(f"{path}: eval output has shape {tuple(y.shape)}, expected {want}")
         out = m.train()(x)
-        if len(out["one2many"]) != 3 or len(out["one2one"]) != 3:
-            raise UserError(f"{path}: train output does not have three levels in each branch")
+        nl = len(m.stride)
+        if len(out["one2many"]) != nl or len(out["one2one"]) != nl:
+            raise UserError(f"{path}: train output does not have {nl} levels (one per stride) in each branch")
     layers, params, _, gflops = m.info(verbose=False)
     return layers, params, gflops
 

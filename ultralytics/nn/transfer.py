@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -72,9 +73,29 @@ def transfer_weights(model: nn.Module, weights, verbose: bool = True) -> int:
                 shifted += j != int(parts[1])
                 renamed[f"model.{j}.{parts[2]}"] = v
         src = renamed
+    src = _p3_levels_to_p2_head(src, model)
     matched = {k: v for k, v in src.items() if k in dst and dst[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)
     if verbose:
         note = f" ({shifted} moved to shifted rows)" if shifted else ""
         LOGGER.info(f"Transferred {len(matched)}/{len(dst)} items from pretrained weights{note}")
     return len(matched)
+
+
+def _p3_levels_to_p2_head(src: OrderedDict, model: nn.Module) -> OrderedDict:
+    """A 3-level head's branches (strides 8, 16, 32) into a P2 model's head (strides 4, 8, 16, 32): level i goes
+    to level i + 1, so the P3-P5 branches get their own weights (they have the base model's shapes,
+    docs/13-small-objects.md) and the new P2 branch keeps its initialisation."""
+    head = model.model[-1] if isinstance(getattr(model, "model", None), nn.Sequential) else None
+    if head is None or [int(x) for x in getattr(head, "stride", [])] != [4, 8, 16, 32]:
+        return src
+    pre = f"model.{len(model.model) - 1}."
+    branch = re.compile(rf"^{re.escape(pre)}(cv2|cv3|one2one_cv2|one2one_cv3)\.(\d+)\.(.*)$")
+    levels = {int(m.group(2)) for k in src if (m := branch.match(k))}
+    if levels != {0, 1, 2}:
+        return src
+    out = OrderedDict()
+    for k, v in src.items():
+        m = branch.match(k)
+        out[f"{pre}{m.group(1)}.{int(m.group(2)) + 1}.{m.group(3)}" if m else k] = v
+    return out

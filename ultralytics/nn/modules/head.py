@@ -14,9 +14,10 @@ from ultralytics.utils.tal import dist2bbox, make_anchors
 
 
 class v10Detect(nn.Module):
-    """YOLOv10 head over three levels (strides 8, 16, 32).
+    """YOLOv10 head over the levels it is given: three (strides 8, 16, 32) or four with P2 (4, 8, 16, 32).
 
-    Training: {'one2many': [p3, p4, p5], 'one2one': [p3, p4, p5]}, each (B, 4*reg_max + nc, H_i, W_i).
+    Training: {'one2many': [p3, p4, p5], 'one2one': [p3, p4, p5]}, each (B, 4*reg_max + nc, H_i, W_i) (a P2
+    model puts its stride-4 map first: [p2, p3, p4, p5]).
     Eval, `nms = False` (default): (B, max_det, 6) rows x1, y1, x2, y2 (input pixels), score, class from the
     one-to-one branch by top-k: no NMS (the YOLOv10 paper). Eval, `nms = True`: (B, A, 4 + nc) decoded boxes
     and class scores of the one-to-many branch, for ultralytics.utils.nms.non_max_suppression (Ultralytics
@@ -25,15 +26,28 @@ class v10Detect(nn.Module):
 
     max_det = 300
 
-    def __init__(self, nc: int = 80, ch: tuple = ()):
+    def __init__(self, nc: int = 80, width_level=0, ch: tuple = ()):
+        """nc classes; ch: input channels of each level (parse_model appends them to the YAML args).
+
+        width_level: the input level whose channels set the hidden widths of every branch (box c2 =
+        max(16, c // 4, 64), class c3 = max(c, min(nc, 100)) with c = ch[width_level]). Upstream uses level 0;
+        a P2 model's YAML says `[nc, 1]` so its P3-P5 branches stay as wide as the base model's instead of
+        being narrowed by the thinner P2 level. Called as v10Detect(nc, ch) too (width_level 0).
+        """
         super().__init__()
+        if isinstance(width_level, (list, tuple)):  # v10Detect(nc, ch): the 3-level YAMLs' [nc]
+            width_level, ch = 0, width_level
+        if not (isinstance(width_level, int) and 0 <= width_level < len(ch)):
+            raise ValueError(f"width_level {width_level!r} must index one of the {len(ch)} input levels {list(ch)}")
         self.nc = nc
         self.nl = len(ch)
         self.reg_max = 16
         self.no = nc + self.reg_max * 4
+        self.width_level = width_level
         self.register_buffer("stride", torch.zeros(self.nl), persistent=False)
-        c2 = max(16, ch[0] // 4, self.reg_max * 4)
-        c3 = max(ch[0], min(self.nc, 100))
+        c = ch[width_level]
+        c2 = max(16, c // 4, self.reg_max * 4)
+        c3 = max(c, min(self.nc, 100))
         self.cv2 = nn.ModuleList(
             nn.Sequential(Conv(x, c2, 3), Conv(c2, c2, 3), nn.Conv2d(c2, 4 * self.reg_max, 1)) for x in ch
         )

@@ -109,7 +109,7 @@ class DetectionPredictor:
             for chunk in _chunks(images, bs):
                 names, ims = [c.name for c in chunk], [c.image for c in chunk]
                 t0 = time.perf_counter()
-                x, ratio_pads = self.preprocess(ims)
+                x, ratio_pads = self.preprocess(ims, [c.file for c in chunk])
                 t1 = _sync(self.device)
                 preds = model(x)
                 t2 = _sync(self.device)
@@ -141,19 +141,24 @@ class DetectionPredictor:
                 txt = f"\n{n_txt} label{'s' * (n_txt != 1)} saved to {self.save_dir / 'labels'}"
             LOGGER.info(f"Results saved to {colorstr('bold', self.save_dir)}{txt}")
 
-    def preprocess(self, ims: list[np.ndarray]) -> tuple[torch.Tensor, list]:
-        """BGR images -> (x (B, 3, H, W) float 0..1 RGB on the device, ratio_pad of each image).
+    def preprocess(self, ims: list[np.ndarray], files: list | None = None) -> tuple[torch.Tensor, list]:
+        """BGR images (and the files they were read from) -> (x (B, 3, H, W) float 0..1 RGB, ratio_pad of each).
+
+        Each image is first fitted to imgsz as validation loads it (image_io.model_view: fast_decode, resize).
 
         One image or equal shapes: the minimal stride-multiple letterbox. Mixed shapes: every image is
         letterboxed (same scale as alone) into the smallest shape that holds each one's minimal letterbox.
         """
         from ultralytics.data.augment import LetterBox
+        from ultralytics.data.image_io import model_view
 
+        views = [model_view(im, f, self.imgsz, self.args.fast_decode) for im, f in zip(ims, files or [None] * len(ims))]
+        ims = [v[0] for v in views]
         if all(im.shape == ims[0].shape for im in ims):
             lb = LetterBox(self.imgsz, auto=True, stride=self.stride)
         else:
             lb = LetterBox(np.max([self._auto_shape(im.shape[:2]) for im in ims], 0).tolist(), auto=False)
-        out = [lb(labels={"img": im}) for im in ims]
+        out = [lb(labels={"img": im, "ratio_pad": v[1]}) for im, v in zip(ims, views)]
         x = np.stack([o["img"][..., ::-1].transpose(2, 0, 1) for o in out])  # BGR HWC -> RGB CHW
         from ultralytics.data.preprocess import preprocess_images
 
