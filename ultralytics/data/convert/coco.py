@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ultralytics.data.convert.common import Box, Item, Source, find_image, split_from_name
+from ultralytics.data.convert.common import (BadNumber, Box, Item, NotRegularFile, Source, find_image, finite,
+                                          read_regular, split_from_name)
 from ultralytics.utils import UserError
 
 
 def _load(jf: Path) -> dict:
     """The JSON as a dict with lists images, annotations, categories; ValueError when it is not COCO."""
-    d = json.loads(jf.read_text(encoding="utf-8-sig"))
+    d = json.loads(read_regular(jf).decode("utf-8-sig"))
     if not isinstance(d, dict) or not isinstance(d.get("images"), list):
         raise ValueError("no 'images' list (not a COCO instances file)")
     for key in ("annotations", "categories"):
@@ -39,6 +40,9 @@ def read_coco(files: list[Path], images: str | Path | None = None) -> Source:
     for jf, split in zip(files, splits):
         try:
             d = _load(jf)
+        except NotRegularFile as e:
+            src.problem(jf, "not_regular_file", str(e))
+            continue
         except (ValueError, OSError) as e:
             src.problem(jf, "malformed_json", str(e))
             continue
@@ -61,14 +65,23 @@ def read_coco(files: list[Path], images: str | Path | None = None) -> Source:
                 continue
             fn = str(im["file_name"])
             w, h = im.get("width"), im.get("height")
-            size = (int(w), int(h)) if isinstance(w, (int, float)) and isinstance(h, (int, float)) else None
+            size = None
+            if isinstance(w, (int, float)) and isinstance(h, (int, float)):
+                try:
+                    size = (int(finite(w, "width")), int(finite(h, "height")))
+                except BadNumber as e:
+                    src.problem(jf, "bad_number", f"image {im['id']} {fn!r}: {e}; the file's own size is used")
             path = find_image(fn, folders) or folders[0] / fn
             by_id[im["id"]] = Item(image=path, size=size, split=split, source=str(jf))
         for k, a in enumerate(d.get("annotations", [])):
             try:
-                item, bbox = by_id.get(a["image_id"]), [float(v) for v in a["bbox"]]
+                item, bbox = by_id.get(a["image_id"]), list(a["bbox"])
                 if len(bbox) != 4:
                     raise ValueError(f"bbox has {len(bbox)} values")
+                bbox = [finite(v, f"bbox[{j}]") for j, v in enumerate(bbox)]
+            except BadNumber as e:
+                src.problem(jf, "bad_number", f"annotation {a.get('id', k)}: {e}")
+                continue
             except (KeyError, TypeError, ValueError) as e:
                 src.problem(jf, "malformed_annotation", f"annotation {a.get('id', k) if isinstance(a, dict) else k}: "
                             f"{type(e).__name__}: {e}")
