@@ -152,10 +152,11 @@ def convert_dataset(source, out, format: str = "auto", split=(0.8, 0.2), seed: i
     raises UserError (after writing problems.csv); imgsz: the training size the report scales boxes to;
     max_image_mb: larger image files are not read (default: default.yaml). See safety.py for what `out` may be.
     """
-    limit = max_bytes(max_image_mb)
-    src = read_source(source, format, images, names, limit / 2**20)
+    mb = max_bytes(max_image_mb) / 2**20  # checked here, before anything is read
+    mb = max_image_mb if max_image_mb is not None else mb
+    src = read_source(source, format, images, names, float(mb))
     return write_dataset(src, out, split=split, seed=seed, names=names, exist_ok=exist_ok, strict=strict, imgsz=imgsz,
-                         max_image_mb=limit / 2**20)
+                         max_image_mb=float(mb))
 
 
 def main(argv: list[str]) -> int:

@@ -35,7 +35,7 @@ def inspect_image(path, data: bytes | None = None, max_bytes: int | None = None)
         except OSError as e:
             raise ImageReadError(path, "unreadable", e.strerror or str(e)) from None
     if max_bytes is not None and len(data) > max_bytes:
-        raise ImageReadError(path, "too_large", f"over max_image_mb={max_bytes / 2**20:g}")
+        raise ImageReadError(path, "too_large", f"over max_image_mb={max_bytes / 2**20:.3g}")
     if not data:
         raise ImageReadError(path, "empty", "zero-byte file")
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()

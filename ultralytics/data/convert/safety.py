@@ -58,7 +58,7 @@ def confine(path: Path, roots: list[Path], max_bytes: int) -> Path:
         kind = "directory" if stat.S_ISDIR(st.st_mode) else "FIFO" if stat.S_ISFIFO(st.st_mode) else "device or socket"
         raise ImageReadError(path, "not_regular_file", f"{kind}; not opened")
     if st.st_size > max_bytes:
-        raise ImageReadError(path, "too_large", f"{st.st_size / 2**20:.1f} MB > max_image_mb={max_bytes / 2**20:g}")
+        raise ImageReadError(path, "too_large", f"{st.st_size / 2**20:.3g} MB > max_image_mb={max_bytes / 2**20:.3g}")
     return real
 
 
