@@ -5,7 +5,8 @@
     python dataset.py data=datasets/mine/data.yaml          # check an existing dataset, write its report.html
 
 Settings (key=value): format=auto|voc|coco|labelme|yolo, split=[0.8,0.2], seed=0, names=[cat,dog],
-exist_ok=False, strict=False (any problem -> exit 1), imgsz=640 (the size the report scales boxes to).
+exist_ok=False (True replaces only a dataset this tool wrote), strict=False (any problem -> exit 1),
+imgsz=640 (the size the report scales boxes to), max_image_mb=256 (larger image files are not read).
 Then train: python train.py data=datasets/mine/data.yaml  (docs/10-your-own-data.md)
 """
 
