@@ -196,3 +196,11 @@ def test_two_images_give_a_val_image_and_one_image_a_clear_error(tmp_path):
     with pytest.raises(UserError, match=r"leaves val without images.*identical images stay together"):
         convert_dataset(dup, tmp_path / "o3")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dup", "o2", "one", "two"]
+    ty = tmp_path / "train_only"  # a YOLO export with a train/ folder only: no val fixed, so val is split off
+    for k in range(5):
+        write_image(ty / "train" / "images" / f"t{k}.jpg", 64, 48, k)
+        (ty / "train" / "labels").mkdir(parents=True, exist_ok=True)
+        (ty / "train" / "labels" / f"t{k}.txt").write_text("0 0.5 0.5 0.25 0.5\n")
+    (ty / "classes.txt").write_text("red\n")
+    d = check_det_dataset(convert_dataset(ty, tmp_path / "o4"))
+    assert [len(os.listdir(d[s])) for s in ("train", "val")] == [4, 1]  # round(5 * 0.2) = 1

@@ -39,9 +39,12 @@ def test_out_holding_the_source_is_refused_and_nothing_is_deleted(tmp_path, monk
     with pytest.raises(UserError, match="contains the source folder"):
         convert_dataset("proj/raw/result.json", "proj", exist_ok=True)  # the case of issue 25
     with pytest.raises(UserError, match="lies inside the source folder"):
-        convert_dataset("proj/raw/result.json", "proj/raw/yolo")
+        convert_dataset("proj/raw", "proj/raw/yolo")  # the next run would survey its own output
     assert tree(proj) == before and len(before) == 5  # result.json, 3 images, important.txt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["proj"]  # no temporary folder either
+    convert_dataset("proj/raw/result.json", "proj/raw/yolo")  # beside a JSON source (not searched): allowed
+    convert_dataset("proj/raw/result.json", "proj/raw/yolo", exist_ok=True)
+    assert {k: v for k, v in tree(proj).items() if not k.startswith("raw/yolo/")} == before
 
 
 def test_exist_ok_replaces_only_what_the_tool_wrote(tmp_path):

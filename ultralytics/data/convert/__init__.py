@@ -89,7 +89,7 @@ def read_source(source, fmt: str = "auto", images=None, names=None, max_image_mb
     """Run the reader of `fmt` (detected when 'auto') on source -> Source (with its roots and origin set)."""
     src = _read(source, fmt, images, names, max_bytes(max_image_mb))
     src.roots = roots_of(source, images)
-    src.origin = [str(p) for p in (source if isinstance(source, (list, tuple)) else [source])]
+    src.origin = [os.path.abspath(p) for p in (source if isinstance(source, (list, tuple)) else [source])]
     return src
 
 

@@ -74,15 +74,17 @@ def read_manifest(folder: Path) -> dict | None:
     return d if isinstance(d, dict) and d.get("tool") == TOOL else None
 
 
-def check_out(out: Path, roots: list[Path], exist_ok: bool) -> None:
-    """UserError (nothing deleted) unless `out` may be written: not overlapping a root, absent, empty, or
-    (with exist_ok) a dataset this tool wrote that holds nothing else."""
+def check_out(out: Path, roots: list[Path], exist_ok: bool, searched: list[Path] = ()) -> None:
+    """UserError (nothing deleted) unless `out` may be written: holding no root, not inside a folder the
+    source search walks (`searched`), and absent, empty, or (with exist_ok) a dataset this tool wrote that
+    holds nothing else."""
     real = Path(os.path.realpath(out))
     for r in roots:
         if _inside(r, real):
             raise UserError(f"out={out} contains the source folder {r}: replacing it would delete your data; "
                             f"choose an out= folder outside the source")
-        if _inside(real, r):
+    for r in searched:
+        if _inside(real, Path(os.path.realpath(r))):
             raise UserError(f"out={out} lies inside the source folder {r}: a second run would read its own "
                             f"output as source; choose an out= folder outside the source")
     if not os.path.lexists(out):

@@ -220,7 +220,7 @@ def write_dataset(src: Source, out, split=(0.8, 0.2), seed: int = 0, names=None,
     from ultralytics.data.report import write_report
 
     out = Path(out).resolve()
-    safety.check_out(out, src.roots, exist_ok)
+    safety.check_out(out, src.roots, exist_ok, [Path(p) for p in src.origin if Path(p).is_dir()])
     safety.clean_stale(out)
     limit = int(max_image_mb * 2**20)
     if not src.items:
@@ -235,8 +235,11 @@ def write_dataset(src: Source, out, split=(0.8, 0.2), seed: int = 0, names=None,
         for e in g[1:]:
             e.problems.append((str(e.item.image), "duplicate_image", f"same content as {g[0].item.image}"))
     good = [e for e in entries if e.ok]
-    sides = assign_splits([e.digest for e in good], [{r[0] for r in e.rows} for e in good],
-                          [e.item.split for e in good], split, seed)
+    fixed = [e.item.split for e in good]
+    if "train" in fixed and "val" not in fixed:  # a source that names train but no val fixes no val: split it
+        LOGGER.info(f"the {src.fmt} source names no val images: its train images are split by split={split}")
+        fixed = [None if s == "train" else s for s in fixed]
+    sides = assign_splits([e.digest for e in good], [{r[0] for r in e.rows} for e in good], fixed, split, seed)
     for e, s in zip(good, sides):
         e.split = s
     good.sort(key=lambda e: (e.split, e.name))
