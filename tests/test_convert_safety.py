@@ -126,6 +126,33 @@ def test_paths_leaving_the_source_are_not_read_or_linked(tmp_path):
     assert "root:" not in "".join(p.read_text() for p in out.rglob("*.txt"))
 
 
+def test_annotation_files_linking_out_of_the_source_are_not_read(tmp_path):
+    elsewhere = make_voc(tmp_path / "elsewhere")  # someone else's VOC and COCO files
+    jf = make_coco(tmp_path / "elsewhere_coco")
+    src = make_voc(tmp_path / "voc")
+    (src / "Annotations" / "evil.xml").symlink_to(elsewhere / "Annotations" / "a.xml")
+    out = convert_dataset(src, tmp_path / "o1").parent
+    assert rows_of(out) == [("evil.xml", "outside_source")]
+    lm = tmp_path / "lm"
+    make_coco(lm)  # a COCO folder with a JSON that links out
+    (lm / "other.json").symlink_to(jf)
+    out = convert_dataset(lm, tmp_path / "o2", names=["cat", "dog"]).parent
+    assert rows_of(out) == [("other.json", "outside_source")]
+    y = tmp_path / "y"
+    for k in range(2):
+        write_image(y / "images" / f"p{k}.jpg", 64, 48, k)
+    (y / "labels").mkdir()
+    (y / "labels" / "p0.txt").symlink_to(tmp_path / "elsewhere" / "Annotations" / "a.xml")
+    (y / "labels" / "p1.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (y / "classes.txt").write_text("cat\n")
+    out = convert_dataset(y, tmp_path / "o3").parent
+    assert rows_of(out) == [("p0.txt", "outside_source")] and labels(out)["p0.txt"] == ""
+
+
+def rows_of(out: Path) -> list[tuple[str, str]]:
+    return sorted((Path(r["file"]).name, r["problem"]) for r in problems(out))
+
+
 def test_dev_zero_fifo_and_folder_are_not_opened_within_time_and_memory(tmp_path):
     root = tmp_path / "c"
     for k in range(2):

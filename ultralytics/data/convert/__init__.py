@@ -11,7 +11,7 @@ import os
 import stat
 from pathlib import Path
 
-from ultralytics.data.convert.common import Source, is_ignored, walk
+from ultralytics.data.convert.common import Source, is_ignored, outside, walk
 from ultralytics.data.convert.safety import roots_of
 from ultralytics.data.convert.writer import write_dataset
 from ultralytics.utils import UserError
@@ -48,14 +48,17 @@ def _kind_of_json(path: Path) -> str:
 def _survey(root: Path) -> dict[str, list[Path]]:
     """Annotation files under root by kind: voc (.xml), coco / labelme (.json), yolo (.txt labels).
 
-    README*, *.md and licence files, and hidden folders (.git, .dvc), are not looked at.
+    README*, *.md and licence files, and hidden folders (.git, .dvc), are not looked at; a JSON file that
+    links out of root is listed as 'outside' without being opened.
     """
-    found: dict[str, list[Path]] = {k: [] for k in (*FORMATS, "json", "bad_json")}
+    found: dict[str, list[Path]] = {k: [] for k in (*FORMATS, "json", "bad_json", "outside")}
     for p in walk(root):
         low = p.name.lower()
         if is_ignored(p.name):
             continue
-        if low.endswith(".xml"):
+        if low.endswith(".json") and outside(p, root):  # a link out of the source: not opened
+            found["outside"].append(p)
+        elif low.endswith(".xml"):
             found["voc"].append(p)
         elif low.endswith(".json"):
             found[_kind_of_json(p)].append(p)
@@ -133,7 +136,9 @@ def _read(source, fmt, images, names, limit: int) -> Source:
     else:
         src = read_yolo(paths[0], names, limit)
     if fmt in ("coco", "labelme"):  # JSON files the survey passed over: a row each, never dropped silently
-        for sv in surveys.values():
+        for p, sv in surveys.items():
+            for f in sv["outside"]:
+                src.problem(f, "outside_source", f"a link to {os.path.realpath(f)}, outside {p}; not read")
             for f in sv["bad_json"]:
                 src.problem(f, "malformed_json", "not valid JSON, or not a regular file; skipped")
             for f in sv["json"]:

@@ -111,6 +111,12 @@ def is_ignored(name: str) -> bool:
     return low.startswith(("readme", "license", "licence", "copying")) or low.endswith(".md")
 
 
+def outside(path: Path, root: Path) -> bool:
+    """True when path, symlinks followed, leads out of root (an annotation file that is not the source's)."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([real, top]) != top
+
+
 def walk(root: Path):
     """Every file under root as a Path, sorted, skipping hidden folders (.git, .dvc, temporary outputs)."""
     out = []

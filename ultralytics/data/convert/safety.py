@@ -148,11 +148,11 @@ def new_tmp(out: Path) -> Path:
 
 def finish(tmp: Path, out: Path, source, settings: dict) -> None:
     """Write the manifest into tmp and rename tmp into place (an old dataset at `out` is removed last)."""
-    (tmp / MARKER).unlink()
-    written = sorted(p.name for p in tmp.iterdir())
+    written = sorted(p.name for p in tmp.iterdir() if p.name != MARKER)
     m = {"tool": TOOL, "version": __version__, "source": [str(s) for s in source], "settings": settings,
          "written": written}
     (tmp / MANIFEST).write_text(json.dumps(m, indent=1, default=str), encoding="utf-8")
+    (tmp / MARKER).unlink()  # after the manifest: the folder always carries one of the two
     old = out.parent / f".{out.name}{TMP_TAG}{os.getpid()}-old"
     if os.path.lexists(out):
         os.replace(out, old)  # checked by check_out: absent, empty, or our own dataset

@@ -8,6 +8,7 @@ of the images they list. `difficult=1` objects are kept and counted.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
@@ -15,7 +16,7 @@ import defusedxml
 import defusedxml.ElementTree as DET
 
 from ultralytics.data.convert.common import (BadNumber, Box, Item, NotRegularFile, Source, find_image, finite,
-                                          read_regular, walk)
+                                          outside, read_regular, walk)
 
 
 def xml_files(root: Path) -> list[Path]:
@@ -50,6 +51,9 @@ def read_voc(root: str | Path, images: str | Path | None = None) -> Source:
     src = Source("voc")
     sets = _imagesets(root)
     for xf in xml_files(root):
+        if outside(xf, root):
+            src.problem(xf, "outside_source", f"a link to {os.path.realpath(xf)}, outside {root}; not read")
+            continue
         try:
             ann = DET.fromstring(read_regular(xf), forbid_dtd=True)
         except NotRegularFile as e:

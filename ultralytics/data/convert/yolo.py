@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 
 from ultralytics.data.convert.check import inspect_image
-from ultralytics.data.convert.common import Box, Item, NotRegularFile, Source, finite, read_regular, walk
+from ultralytics.data.convert.common import (Box, Item, NotRegularFile, Source, finite, outside, read_regular,
+                                          walk)
 from ultralytics.data.convert.safety import confine
 from ultralytics.data.image_io import ImageReadError, is_image_file
 from ultralytics.data.labels import parse_label_bytes
@@ -79,10 +80,13 @@ def read_yolo(root: str | Path, names: list[str] | None = None, max_bytes: int =
     real_root = [Path(os.path.realpath(root))]
     ims = [p for p in walk(root) if is_image_file(p.name)]
     for im, lb in zip(ims, img2label_paths([str(p) for p in ims])):
-        lb = Path(lb) if Path(lb).is_file() else im.with_suffix(".txt")
+        lb = Path(lb) if os.path.lexists(lb) else im.with_suffix(".txt")
         item = Item(image=im, split=_split_of(im, root), source=str(lb))
         src.items.append(item)
-        if not lb.is_file():
+        if not os.path.lexists(lb):
+            continue
+        if outside(lb, root):
+            src.problem(lb, "outside_source", f"a link to {os.path.realpath(lb)}, outside {root}; not read")
             continue
         try:
             w, h, _ = inspect_image(confine(im, real_root, max_bytes), max_bytes=max_bytes)
