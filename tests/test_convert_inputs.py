@@ -98,6 +98,22 @@ def test_format_is_told_by_keys_not_by_text(tmp_path):
     assert [r[:2] for r in rows(out)] == [("settings.json", "unknown_json")]
 
 
+def test_detection_does_not_parse_a_large_json(tmp_path, monkeypatch):
+    import ultralytics.data.convert as conv
+
+    (tmp_path / "small.json").write_text(json.dumps({"shapes": [], "imagePath": "x.jpg"}))
+    (tmp_path / "big.json").write_text("[" * 5000)  # parsing it would say: not JSON
+    monkeypatch.setattr(conv, "PROBE_MAX_BYTES", 1000)
+    assert conv._kind_of_json(tmp_path / "small.json") == "labelme"
+    assert conv._kind_of_json(tmp_path / "big.json") == "coco"  # by size, unopened: read_coco checks it later
+    monkeypatch.setattr(conv, "PROBE_MAX_BYTES", 10**6)
+    assert conv._kind_of_json(tmp_path / "big.json") == "bad_json"  # nesting too deep to parse: no crash
+    lm = make_labelme(tmp_path / "lm")
+    (lm / "deep.json").write_text('{"shapes": ' + "[" * 100000)
+    out = convert_dataset(lm, tmp_path / "out").parent
+    assert [r[:2] for r in rows(out)] == [("deep.json", "malformed_json")]
+
+
 def test_roboflow_coco_and_yolo_export_folders(tmp_path):
     rf = tmp_path / "rf_coco"
     for split, names in (("train", ["a.jpg", "b.jpg"]), ("valid", ["c.png"])):

@@ -34,7 +34,7 @@ def _kind_of_json(path: Path) -> str:
         if st.st_size > PROBE_MAX_BYTES:
             return "coco"
         d = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return "bad_json"
     if not isinstance(d, dict):
         return "json"

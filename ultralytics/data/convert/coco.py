@@ -43,7 +43,7 @@ def read_coco(files: list[Path], images: str | Path | None = None) -> Source:
         except NotRegularFile as e:
             src.problem(jf, "not_regular_file", str(e))
             continue
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, RecursionError) as e:
             src.problem(jf, "malformed_json", str(e))
             continue
         for c in d.get("categories", []):

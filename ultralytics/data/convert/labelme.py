@@ -60,7 +60,7 @@ def read_labelme(files: list[Path], images: str | Path | None = None) -> Source:
         except NotRegularFile as e:
             src.problem(jf, "not_regular_file", str(e))
             continue
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, RecursionError) as e:
             src.problem(jf, "malformed_json", str(e))
             continue
         name = str(d.get("imagePath") or jf.stem)

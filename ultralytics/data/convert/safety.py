@@ -69,7 +69,7 @@ def read_manifest(folder: Path) -> dict | None:
         if not f.is_file() or f.stat().st_size > 1 << 20:
             return None
         d = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return d if isinstance(d, dict) and d.get("tool") == TOOL else None
 
@@ -126,7 +126,7 @@ def clean_stale(out: Path) -> list[Path]:
             continue
         try:
             marker = json.loads((p / MARKER).read_text(encoding="utf-8")) if (p / MARKER).is_file() else None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             marker = None
         ours = (isinstance(marker, dict) and marker.get("out") == str(out)) or read_manifest(p) is not None
         if ours:

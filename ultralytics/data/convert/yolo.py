@@ -29,7 +29,7 @@ def _yaml_names(f: Path) -> list[str] | None:
     """`names` of a data.yaml (list or {id: name}), or None when it has none or cannot be read."""
     try:
         d = yaml.safe_load(read_regular(f).decode("utf-8-sig"))
-    except (OSError, ValueError, yaml.YAMLError):
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):
         return None
     names = d.get("names") if isinstance(d, dict) else None
     if isinstance(names, dict):
