@@ -60,8 +60,11 @@ def read_coco(files: list[Path], images: str | Path | None = None) -> Source:
         folders = ([Path(images)] if images else []) + [jf.parent, jf.parent / "images"]
         by_id: dict = {}
         for im in d["images"]:
-            if not isinstance(im, dict) or "id" not in im or not im.get("file_name"):
+            if not isinstance(im, dict) or not isinstance(im.get("id"), (int, str)) or not im.get("file_name"):
                 src.problem(jf, "malformed_image", repr(im)[:200])
+                continue
+            if im["id"] in by_id:
+                src.problem(jf, "duplicate_image_id", f"image id {im['id']!r} again ({im['file_name']!r}); skipped")
                 continue
             fn = str(im["file_name"])
             w, h = im.get("width"), im.get("height")
@@ -75,6 +78,8 @@ def read_coco(files: list[Path], images: str | Path | None = None) -> Source:
             by_id[im["id"]] = Item(image=path, size=size, split=split, source=str(jf))
         for k, a in enumerate(d.get("annotations", [])):
             try:
+                if not isinstance(a["image_id"], (int, str)):
+                    raise TypeError(f"image_id {a['image_id']!r} is not an id")
                 item, bbox = by_id.get(a["image_id"]), list(a["bbox"])
                 if len(bbox) != 4:
                     raise ValueError(f"bbox has {len(bbox)} values")
@@ -92,7 +97,7 @@ def read_coco(files: list[Path], images: str | Path | None = None) -> Source:
             if a.get("iscrowd", 0):
                 src.counts["crowd"] += 1
                 continue
-            if a.get("category_id") not in cats:
+            if not isinstance(a.get("category_id"), (int, str)) or a.get("category_id") not in cats:
                 src.problem(jf, "unknown_category_id", f"annotation {a.get('id', k)}: category_id {a.get('category_id')}")
                 continue
             x, y, w, h = bbox
