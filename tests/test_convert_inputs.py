@@ -220,3 +220,17 @@ def test_two_images_give_a_val_image_and_one_image_a_clear_error(tmp_path):
     (ty / "classes.txt").write_text("red\n")
     d = check_det_dataset(convert_dataset(ty, tmp_path / "o4"))
     assert [len(os.listdir(d[s])) for s in ("train", "val")] == [4, 1]  # round(5 * 0.2) = 1
+
+
+def test_coco_ids_of_the_wrong_type_or_twice_are_rows(tmp_path):
+    jf = make_coco(tmp_path / "coco")
+    d = json.loads(jf.read_text())
+    d["images"].append({"id": {"x": 1}, "file_name": "a.jpg"})  # unhashable id: a crash before
+    d["images"].append({"id": 2, "file_name": "c.png"})  # id 2 again: silently replaced b.jpg before
+    d["annotations"].append({"id": 50, "image_id": [1], "category_id": 1, "bbox": [1, 1, 5, 5]})
+    d["annotations"].append({"id": 51, "image_id": 1, "category_id": [1], "bbox": [1, 1, 5, 5]})
+    jf.write_text(json.dumps(d))
+    out = convert_dataset(jf, tmp_path / "out", names=["cat", "dog"]).parent
+    assert [r[:2] for r in rows(out)] == [("result.json", "duplicate_image_id"), ("result.json", "malformed_annotation"),
+                                          ("result.json", "malformed_image"), ("result.json", "unknown_category_id")]
+    assert labels(out) == EXPECTED
