@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 from ultralytics.data.convert.common import Source, is_ignored, outside, walk
-from ultralytics.data.convert.safety import roots_of
+from ultralytics.data.convert.safety import image_mb, roots_of
 from ultralytics.data.convert.writer import write_dataset
 from ultralytics.utils import UserError
 
@@ -90,24 +90,10 @@ def detect_format(source) -> str:
 
 def read_source(source, fmt: str = "auto", images=None, names=None, max_image_mb: float | None = None) -> Source:
     """Run the reader of `fmt` (detected when 'auto') on source -> Source (with its roots and origin set)."""
-    src = _read(source, fmt, images, names, max_bytes(max_image_mb))
+    src = _read(source, fmt, images, names, int(image_mb(max_image_mb) * 2**20))
     src.roots = roots_of(source, images)
     src.origin = [os.path.abspath(p) for p in (source if isinstance(source, (list, tuple)) else [source])]
     return src
-
-
-def max_bytes(max_image_mb) -> int:
-    """max_image_mb (default from default.yaml) in bytes; UserError naming the setting when it is not > 0."""
-    from ultralytics.cfg import load_default_cfg
-
-    mb = load_default_cfg()["max_image_mb"] if max_image_mb is None else max_image_mb
-    try:
-        mb = float(mb)
-    except (TypeError, ValueError):
-        mb = -1.0
-    if not 0 < mb < float("inf"):
-        raise UserError(f"max_image_mb={max_image_mb!r}: give the largest image file to read, in MB (a number > 0)")
-    return int(mb * 2**20)
 
 
 def _read(source, fmt, images, names, limit: int) -> Source:
@@ -157,11 +143,10 @@ def convert_dataset(source, out, format: str = "auto", split=(0.8, 0.2), seed: i
     raises UserError (after writing problems.csv); imgsz: the training size the report scales boxes to;
     max_image_mb: larger image files are not read (default: default.yaml). See safety.py for what `out` may be.
     """
-    mb = max_bytes(max_image_mb) / 2**20  # checked here, before anything is read
-    mb = max_image_mb if max_image_mb is not None else mb
-    src = read_source(source, format, images, names, float(mb))
+    mb = image_mb(max_image_mb)  # checked here, before anything is read
+    src = read_source(source, format, images, names, mb)
     return write_dataset(src, out, split=split, seed=seed, names=names, exist_ok=exist_ok, strict=strict, imgsz=imgsz,
-                         max_image_mb=float(mb))
+                         max_image_mb=mb)
 
 
 def main(argv: list[str]) -> int:

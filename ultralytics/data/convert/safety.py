@@ -6,7 +6,9 @@ holds nothing else; never a folder that holds the source (or lies inside it). Ev
 `.<out>.dataset-tmp-<pid>` beside `out` (it holds a marker naming `out` and the pid) and renamed into place;
 a later run removes such a folder of the same `out` whose process is gone, and no other folder.
 Input: an image is read only when its real path (symlinks followed) lies inside a root (the source folder,
-the folder of a source file, `images=`), when it is a regular file, and when it is at most `max_image_mb`.
+the folder of a source file, `images=`), when it is a regular file, and when it is at most `max_image_mb`;
+it is linked or copied from that real path, so the output holds no symlink. (Annotation files that link out
+of the source folder are refused by the readers and the survey: common.outside.)
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ MANIFEST = ".dataset-manifest.json"
 TOOL = "ultralytics dataset.py"
 TMP_TAG = ".dataset-tmp-"
 MARKER = ".dataset-tmp"
+
+
+def image_mb(max_image_mb=None) -> float:
+    """The max_image_mb setting as a number (None: its default in default.yaml); UserError when it is not > 0."""
+    from ultralytics.cfg import load_default_cfg
+
+    mb = load_default_cfg()["max_image_mb"] if max_image_mb is None else max_image_mb
+    try:
+        mb = float(mb)
+    except (TypeError, ValueError):
+        mb = -1.0
+    if not 0 < mb < float("inf"):
+        raise UserError(f"max_image_mb={max_image_mb!r}: give the largest image file to read, in MB (a number > 0)")
+    return mb
 
 
 def roots_of(source, images=None) -> list[Path]:

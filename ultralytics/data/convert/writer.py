@@ -215,13 +215,18 @@ def check_written(root: Path) -> None:
 
 
 def write_dataset(src: Source, out, split=(0.8, 0.2), seed: int = 0, names=None, exist_ok: bool = False,
-                  strict: bool = False, imgsz: int = 640, max_image_mb: float = 256) -> Path:
-    """Check, split and write `src` as a YOLO dataset at `out` -> path of data.yaml. See module docstring."""
+                  strict: bool = False, imgsz: int = 640, max_image_mb: float | None = None) -> Path:
+    """Check, split and write `src` as a YOLO dataset at `out` -> path of data.yaml. See module docstring.
+
+    Images are read only inside src.roots (read_source sets them; a Source built in code without roots is
+    not confined to folders), and only regular files of at most max_image_mb (None: default.yaml's value).
+    """
     from ultralytics.data.report import write_report
 
     out = Path(out).resolve()
     safety.check_out(out, src.roots, exist_ok, [Path(p) for p in src.origin if Path(p).is_dir()])
     safety.clean_stale(out)
+    max_image_mb = safety.image_mb(max_image_mb)
     limit = int(max_image_mb * 2**20)
     if not src.items:
         raise UserError(f"no images found in the {src.fmt} source ({len(src.problems)} problems: "
