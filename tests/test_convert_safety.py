@@ -68,6 +68,10 @@ def test_exist_ok_replaces_only_what_the_tool_wrote(tmp_path):
         convert_dataset(src, out, exist_ok=True)
     assert (out / "my_results.txt").read_text() == "added later" and (out / "data.yaml").is_file()
     (out / "my_results.txt").unlink()
+    (out / "images" / "train" / "mine.jpg").write_bytes(b"my own picture")  # deeper inside: also refused
+    with pytest.raises(UserError, match=r"holds \['images/train/mine.jpg'\] that dataset.py did not write"):
+        convert_dataset(src, out, exist_ok=True)
+    (out / "images" / "train" / "mine.jpg").unlink()
     convert_dataset(src, out, exist_ok=True, seed=5)
     assert json.loads((out / MANIFEST).read_text())["settings"]["seed"] == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "out", "voc"]

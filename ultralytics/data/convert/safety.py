@@ -1,7 +1,7 @@
 """What the converter may delete, read and link: the output manifest, the temporary folder, the input roots.
 
-Output: every dataset the tool writes carries `.dataset-manifest.json` (tool, version, source, settings and
-the top-level entries written). `exist_ok=True` replaces `out` only when that manifest is there and `out`
+Output: every dataset the tool writes carries `.dataset-manifest.json` (tool, version, source, settings,
+the top-level entries and every file written). `exist_ok=True` replaces `out` only when that manifest is there and `out`
 holds nothing else; never a folder that holds the source (or lies inside it). Everything is written into
 `.<out>.dataset-tmp-<pid>` beside `out` (it holds a marker naming `out` and the pid) and renamed into place;
 a later run removes such a folder of the same `out` whose process is gone, and no other folder.
@@ -82,7 +82,7 @@ def read_manifest(folder: Path) -> dict | None:
     """The manifest of a folder this tool wrote, or None (absent, unreadable, or not this tool's)."""
     f = folder / MANIFEST
     try:
-        if not f.is_file() or f.stat().st_size > 1 << 20:
+        if not f.is_file() or f.stat().st_size > 1 << 28:
             return None
         d = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
@@ -116,10 +116,15 @@ def check_out(out: Path, roots: list[Path], exist_ok: bool, searched: list[Path]
     if m is None:
         raise UserError(f"out={out} was not written by dataset.py (no {MANIFEST}): exist_ok=True replaces only a "
                         f"dataset this tool wrote; nothing was deleted. Choose an empty or new out= folder")
-    extra = sorted(set(entries) - set(m.get("written", [])) - {MANIFEST})
+    extra = sorted(set(_files(real)) - set(m.get("files", [])) - {MANIFEST})
     if extra:
         raise UserError(f"out={out} holds {extra[:5]} that dataset.py did not write: not replaced, nothing deleted; "
                         f"move them elsewhere, or choose another out= folder")
+
+
+def _files(folder: Path) -> list[str]:
+    """Every file and link under folder, as sorted relative POSIX paths (folders themselves left out)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
 
 
 def _alive(pid: int) -> bool:
@@ -136,8 +141,10 @@ def _alive(pid: int) -> bool:
 def clean_stale(out: Path) -> list[Path]:
     """Remove temporary folders of this `out` left by killed runs (name, marker or manifest, dead pid)."""
     gone = []
-    for p in sorted(out.parent.glob(f".{out.name}{TMP_TAG}*")):
-        pid = p.name[len(out.name) + 1 + len(TMP_TAG):].split("-")[0]
+    prefix = f".{out.name}{TMP_TAG}"
+    candidates = [q for q in out.parent.iterdir() if q.name.startswith(prefix)] if out.parent.is_dir() else []
+    for p in sorted(candidates):
+        pid = p.name[len(prefix):].split("-")[0]
         if not p.is_dir() or p.is_symlink() or not pid.isdigit() or _alive(int(pid)):
             continue
         try:
@@ -164,9 +171,9 @@ def new_tmp(out: Path) -> Path:
 
 def finish(tmp: Path, out: Path, source, settings: dict) -> None:
     """Write the manifest into tmp and rename tmp into place (an old dataset at `out` is removed last)."""
-    written = sorted(p.name for p in tmp.iterdir() if p.name != MARKER)
     m = {"tool": TOOL, "version": __version__, "source": [str(s) for s in source], "settings": settings,
-         "written": written}
+         "written": sorted(p.name for p in tmp.iterdir() if p.name != MARKER),
+         "files": [f for f in _files(tmp) if f != MARKER]}
     (tmp / MANIFEST).write_text(json.dumps(m, indent=1, default=str), encoding="utf-8")
     (tmp / MARKER).unlink()  # after the manifest: the folder always carries one of the two
     old = out.parent / f".{out.name}{TMP_TAG}{os.getpid()}-old"
