@@ -234,3 +234,12 @@ def test_coco_ids_of_the_wrong_type_or_twice_are_rows(tmp_path):
     assert [r[1] for r in rows(out)] == ["duplicate_image_id", "malformed_annotation", "malformed_image",
                                          "unknown_category_id"]
     assert labels(out) == EXPECTED
+
+
+def test_a_dataset_the_tree_check_rejects_is_never_written(tmp_path, monkeypatch):
+    from ultralytics.data.convert import writer
+
+    monkeypatch.setattr(writer, "check_sizes", lambda *a: None)  # without the early error: the final check holds
+    with pytest.raises(UserError, match=r"not written: the dataset would fail the dataset check .*no images found"):
+        convert_dataset(make_voc(tmp_path / "one", {"a.jpg": SCENE["a.jpg"]}), tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one"]  # neither out nor a temporary folder
