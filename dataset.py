@@ -7,7 +7,8 @@
     python dataset.py source=path/to/source out=datasets/mine folds=5   # also datasets/mine/folds/<k>/data.yaml
 
 Settings (key=value): format=auto|voc|coco|labelme|yolo, split=[0.8,0.2], seed=0, names=[cat,dog],
-exist_ok=False, strict=False (any problem -> exit 1), imgsz=640 (the size the report scales boxes to),
+exist_ok=False (True replaces only a dataset this tool wrote), strict=False (any problem -> exit 1),
+imgsz=640 (the size the report scales boxes to), max_image_mb=256 (larger image files are not read),
 tile=0 (off), tile_overlap=0.2, tile_min_area=0.5, tile_empty=0.1, folds=0 (off).
 Then train: python train.py data=datasets/mine/data.yaml, or data=datasets/mine/folds (docs/10-your-own-data.md)
 """

@@ -185,6 +185,7 @@ def test_bad_inputs_become_problem_rows_and_strict_fails(tmp_path):
                                   ("dog", 60, 40, 20, 10),  # negative size
                                   ("cat", 10, 10, 10.5, 50),  # 0.5 px wide
                                   ("bird", 5, 5, 20, 20)]),  # not in names=
+             "bg.jpg": (60, 60, []),  # a second usable image: one image alone cannot fill train and val
              "gone.jpg": (50, 50, [("cat", 1, 1, 20, 20)]),
              "broken.jpg": (50, 50, [("cat", 1, 1, 20, 20)])}
     src = make_voc(tmp_path / "voc", scene)
@@ -198,7 +199,8 @@ def test_bad_inputs_become_problem_rows_and_strict_fails(tmp_path):
                    ("ok.xml", "box_clipped"), ("ok.xml", "degenerate_box"), ("ok.xml", "negative_size"),
                    ("ok.xml", "outside_image"), ("ok.xml", "unknown_class")]
     # kept: (10,10,50,50) -> 0.3 0.375 0.4 0.5; clipped (90,70,100,80) -> 0.95 0.9375 0.1 0.125
-    assert labels(out) == {"ok.txt": "0 0.300000 0.375000 0.400000 0.500000\n0 0.950000 0.937500 0.100000 0.125000\n"}
+    assert labels(out) == {"bg.txt": "",
+                           "ok.txt": "0 0.300000 0.375000 0.400000 0.500000\n0 0.950000 0.937500 0.100000 0.125000\n"}
     with pytest.raises(UserError, match="strict=True: 8 problems"):
         convert_dataset(src, tmp_path / "out2", names=["cat", "dog"], strict=True)
 

@@ -6,43 +6,64 @@ writer (writer.py) checks, splits and writes it; ultralytics/data/report.py draw
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 from pathlib import Path
 
-from ultralytics.data.convert.common import Source
+from ultralytics.data.convert.common import Source, is_ignored, outside, walk
+from ultralytics.data.convert.safety import image_mb, roots_of
 from ultralytics.data.convert.writer import write_dataset
 from ultralytics.utils import UserError
 
 __all__ = ["convert_dataset", "detect_format", "read_source", "main"]
 FORMATS = ("voc", "coco", "labelme", "yolo")
+PROBE_MAX_BYTES = 64 << 20  # a JSON larger than this is not parsed to detect its kind: taken as COCO
 
 
 def _kind_of_json(path: Path) -> str:
-    """'coco', 'labelme' or 'json' (neither) from the keys the text contains."""
+    """'coco', 'labelme', 'json' (neither) or 'bad_json' (unparseable, not a regular file) from the top-level keys.
+
+    COCO: images, annotations and categories; LabelMe: shapes and imagePath. A file over PROBE_MAX_BYTES
+    is not parsed (a LabelMe file holds one image) and counts as COCO; read_coco checks it when it loads it.
+    """
     try:
-        head = path.read_bytes()
-    except OSError:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return "bad_json"
+        if st.st_size > PROBE_MAX_BYTES:
+            return "coco"
+        d = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        return "bad_json"
+    if not isinstance(d, dict):
         return "json"
-    if b'"shapes"' in head:
-        return "labelme"
-    if b'"images"' in head:
+    if all(isinstance(d.get(k), list) for k in ("images", "annotations", "categories")):
         return "coco"
+    if isinstance(d.get("shapes"), list) and "imagePath" in d:
+        return "labelme"
     return "json"
 
 
 def _survey(root: Path) -> dict[str, list[Path]]:
-    """Annotation files under root by kind: voc (.xml), coco / labelme (.json), yolo (.txt labels)."""
-    found: dict[str, list[Path]] = {k: [] for k in (*FORMATS, "json")}
-    for r, _, fs in os.walk(root):
-        rp = Path(r)
-        for f in fs:
-            low = f.lower()
-            if low.endswith(".xml"):
-                found["voc"].append(rp / f)
-            elif low.endswith(".json"):
-                found[_kind_of_json(rp / f)].append(rp / f)
-            elif low.endswith(".txt") and low != "classes.txt" and "ImageSets" not in rp.parts:
-                found["yolo"].append(rp / f)
+    """Annotation files under root by kind: voc (.xml), coco / labelme (.json), yolo (.txt labels).
+
+    README*, *.md and licence files, and hidden folders (.git, .dvc), are not looked at; a JSON file that
+    links out of root is listed as 'outside' without being opened.
+    """
+    found: dict[str, list[Path]] = {k: [] for k in (*FORMATS, "json", "bad_json", "outside")}
+    for p in walk(root):
+        low = p.name.lower()
+        if is_ignored(p.name):
+            continue
+        if low.endswith(".json") and outside(p, root):  # a link out of the source: not opened
+            found["outside"].append(p)
+        elif low.endswith(".xml"):
+            found["voc"].append(p)
+        elif low.endswith(".json"):
+            found[_kind_of_json(p)].append(p)
+        elif low.endswith(".txt") and low != "classes.txt" and "ImageSets" not in p.parts:
+            found["yolo"].append(p)
     return {k: sorted(v) for k, v in found.items()}
 
 
@@ -67,8 +88,16 @@ def detect_format(source) -> str:
     raise UserError(f"source={paths[0]}: cannot tell the format ({what}); pass format=voc|coco|labelme|yolo")
 
 
-def read_source(source, fmt: str = "auto", images=None, names=None) -> Source:
-    """Run the reader of `fmt` (detected when 'auto') on source -> Source."""
+def read_source(source, fmt: str = "auto", images=None, names=None, max_image_mb: float | None = None) -> Source:
+    """Run the reader of `fmt` (detected when 'auto') on source -> Source (with its roots and origin set)."""
+    src = _read(source, fmt, images, names, int(image_mb(max_image_mb) * 2**20))
+    src.roots = roots_of(source, images)
+    src.origin = [os.path.abspath(p) for p in (source if isinstance(source, (list, tuple)) else [source])]
+    return src
+
+
+def _read(source, fmt, images, names, limit: int) -> Source:
+    """The reader of `fmt` on source -> Source."""
     from ultralytics.data.convert.coco import read_coco
     from ultralytics.data.convert.labelme import read_labelme
     from ultralytics.data.convert.voc import read_voc
@@ -78,29 +107,42 @@ def read_source(source, fmt: str = "auto", images=None, names=None) -> Source:
     if fmt not in FORMATS:
         raise UserError(f"format={fmt!r}; use auto, {', '.join(FORMATS)}")
     paths = [Path(p) for p in (source if isinstance(source, (list, tuple)) else [source])]
+    surveys = {p: _survey(p) for p in paths if p.is_dir()}
     if fmt == "coco":
-        files = [f for p in paths for f in ([p] if p.is_file() else _survey(p)["coco"])]
+        files = [f for p in paths for f in ([p] if p.is_file() else surveys[p]["coco"])]
         if not files:
             raise UserError(f"source={source}: no COCO JSON file found")
-        return read_coco(files, images)
-    if len(paths) != 1:
+        src = read_coco(files, images)
+    elif len(paths) != 1:
         raise UserError(f"format={fmt}: source must be one folder, got {source}")
-    if fmt == "voc":
-        return read_voc(paths[0], images)
-    if fmt == "labelme":
-        return read_labelme([paths[0]] if paths[0].is_file() else _survey(paths[0])["labelme"], images)
-    return read_yolo(paths[0], names)
+    elif fmt == "voc":
+        src = read_voc(paths[0], images)
+    elif fmt == "labelme":
+        src = read_labelme([paths[0]] if paths[0].is_file() else surveys[paths[0]]["labelme"], images)
+    else:
+        src = read_yolo(paths[0], names, limit)
+    if fmt in ("coco", "labelme"):  # JSON files the survey passed over: a row each, never dropped silently
+        for p, sv in surveys.items():
+            for f in sv["outside"]:
+                src.problem(f, "outside_source", f"a link to {os.path.realpath(f)}, outside {p}; not read")
+            for f in sv["bad_json"]:
+                src.problem(f, "malformed_json", "not valid JSON, or not a regular file; skipped")
+            for f in sv["json"]:
+                src.problem(f, "unknown_json", "neither COCO (images, annotations, categories) nor LabelMe "
+                            "(shapes, imagePath); skipped")
+    return src
 
 
 def convert_dataset(source, out, format: str = "auto", split=(0.8, 0.2), seed: int = 0, images=None, names=None,
-                    exist_ok: bool = False, strict: bool = False, imgsz: int = 640, tile: int = 0,
-                    tile_overlap: float = 0.2, tile_min_area: float = 0.5, tile_empty: float = 0.1,
-                    folds: int = 0) -> Path:
+                    exist_ok: bool = False, strict: bool = False, imgsz: int = 640,
+                    max_image_mb: float | None = None, tile: int = 0, tile_overlap: float = 0.2,
+                    tile_min_area: float = 0.5, tile_empty: float = 0.1, folds: int = 0) -> Path:
     """Convert a VOC / COCO / LabelMe / YOLO source into a checked YOLO dataset at `out` -> its data.yaml path.
 
     split: (train, val) or (train, val, test) fractions; seed: the split's seed; images: folder of the images
     when not beside the annotations; names: class order (and the only classes allowed); strict: any problem
-    raises UserError (after writing problems.csv); imgsz: the training size the report scales boxes to.
+    raises UserError (after writing problems.csv); imgsz: the training size the report scales boxes to;
+    max_image_mb: larger image files are not read (default: default.yaml). See safety.py for what `out` may be.
     tile (0: off), tile_overlap, tile_min_area, tile_empty: cut images larger than `tile` px (tile.py);
     folds: k >= 2 also writes out/folds/<k>/data.yaml for k-fold training (folds.py).
     """
@@ -108,9 +150,10 @@ def convert_dataset(source, out, format: str = "auto", split=(0.8, 0.2), seed: i
     from ultralytics.data.convert.tile import TileSpec
 
     tiling, folds = TileSpec.from_settings(tile, tile_overlap, tile_min_area, tile_empty), check_folds(folds)
-    src = read_source(source, format, images, names)
+    mb = image_mb(max_image_mb)  # checked here, before anything is read
+    src = read_source(source, format, images, names, mb)
     return write_dataset(src, out, split=split, seed=seed, names=names, exist_ok=exist_ok, strict=strict, imgsz=imgsz,
-                         tiling=tiling, folds=folds)
+                         max_image_mb=mb, tiling=tiling, folds=folds)
 
 
 def main(argv: list[str]) -> int:
@@ -119,7 +162,7 @@ def main(argv: list[str]) -> int:
 
     args = parse_key_value_args(argv)
     allowed = {"source", "out", "format", "split", "seed", "images", "names", "exist_ok", "strict", "imgsz", "data",
-               "tile", "tile_overlap", "tile_min_area", "tile_empty", "folds"}
+               "max_image_mb", "tile", "tile_overlap", "tile_min_area", "tile_empty", "folds"}
     bad = sorted(set(args) - allowed)
     if bad:
         raise UserError(f"dataset: unknown argument(s) {bad}; allowed: {sorted(allowed)}")

@@ -12,20 +12,30 @@ from __future__ import annotations
 import hashlib
 import io
 
+import cv2
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ultralytics.data.image_io import _EXIF_ORIENTATION, _JPEG_END, MIN_IMAGE_SIDE, ImageReadError, imread
+from ultralytics.data.image_io import (_EXIF_ORIENTATION, _JPEG_END, MIN_IMAGE_SIDE, ImageReadError, _cv2_decode,
+                                       _pil_decode)
 
 
-def inspect_image(path) -> tuple[int, int, str]:
-    """(width, height after EXIF rotation, content hash) of an image file; ImageReadError when unusable."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ImageReadError(path, "missing", "no such file") from None
-    except OSError as e:
-        raise ImageReadError(path, "unreadable", e.strerror or str(e)) from None
+def inspect_image(path, data: bytes | None = None, max_bytes: int | None = None) -> tuple[int, int, str]:
+    """(width, height after EXIF rotation, content hash) of an image file; ImageReadError when unusable.
+
+    data: the image's bytes when they do not come from `path` (LabelMe imageData); max_bytes: read at most
+    this many bytes (a larger file is `too_large`, whatever its size claimed when it was stat'ed).
+    """
+    if data is None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+        except FileNotFoundError:
+            raise ImageReadError(path, "missing", "no such file") from None
+        except OSError as e:
+            raise ImageReadError(path, "unreadable", e.strerror or str(e)) from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ImageReadError(path, "too_large", f"over max_image_mb={max_bytes / 2**20:.3g}")
     if not data:
         raise ImageReadError(path, "empty", "zero-byte file")
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -41,12 +51,12 @@ def inspect_image(path) -> tuple[int, int, str]:
             if data.rstrip(b"\x00")[-2:] != _JPEG_END:
                 raise ImageReadError(path, "truncated", "JPEG end marker FF D9 missing")
         elif fmt != "PNG":
-            h, w = imread(path).shape[:2]
+            h, w = _decode(path, data).shape[:2]
             orientation = 1
     except ImageReadError:
         raise
     except UnidentifiedImageError:
-        h, w = imread(path).shape[:2]  # a format PIL does not know: OpenCV decides (raises ImageReadError)
+        h, w = _decode(path, data).shape[:2]  # a format PIL does not know: OpenCV decides (raises ImageReadError)
         orientation = 1
     except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt files
         raise ImageReadError(path, "corrupt", f"{type(e).__name__}: {e}") from None
@@ -55,3 +65,10 @@ def inspect_image(path) -> tuple[int, int, str]:
     if min(w, h) < MIN_IMAGE_SIDE:
         raise ImageReadError(path, "too_small", f"{w}x{h} px")
     return w, h, digest
+
+
+def _decode(path, data: bytes) -> np.ndarray:
+    """Full decode of the bytes already read (formats other than JPEG/PNG); ImageReadError when OpenCV cannot."""
+    arr = np.frombuffer(data, np.uint8)
+    im = _cv2_decode(arr, cv2.IMREAD_COLOR)
+    return _pil_decode(arr, path) if im is None else im

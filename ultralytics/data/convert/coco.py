@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ultralytics.data.convert.common import Box, Item, Source, find_image, split_from_name
+from ultralytics.data.convert.common import (BadNumber, Box, Item, NotRegularFile, Source, find_image, finite,
+                                          read_regular, split_from_name)
 from ultralytics.utils import UserError
 
 
 def _load(jf: Path) -> dict:
     """The JSON as a dict with lists images, annotations, categories; ValueError when it is not COCO."""
-    d = json.loads(jf.read_text(encoding="utf-8-sig"))
+    d = json.loads(read_regular(jf).decode("utf-8-sig"))
     if not isinstance(d, dict) or not isinstance(d.get("images"), list):
         raise ValueError("no 'images' list (not a COCO instances file)")
     for key in ("annotations", "categories"):
@@ -39,7 +40,10 @@ def read_coco(files: list[Path], images: str | Path | None = None) -> Source:
     for jf, split in zip(files, splits):
         try:
             d = _load(jf)
-        except (ValueError, OSError) as e:
+        except NotRegularFile as e:
+            src.problem(jf, "not_regular_file", str(e))
+            continue
+        except (ValueError, OSError, RecursionError) as e:
             src.problem(jf, "malformed_json", str(e))
             continue
         for c in d.get("categories", []):
@@ -56,19 +60,33 @@ def read_coco(files: list[Path], images: str | Path | None = None) -> Source:
         folders = ([Path(images)] if images else []) + [jf.parent, jf.parent / "images"]
         by_id: dict = {}
         for im in d["images"]:
-            if not isinstance(im, dict) or "id" not in im or not im.get("file_name"):
+            if not isinstance(im, dict) or not isinstance(im.get("id"), (int, str)) or not im.get("file_name"):
                 src.problem(jf, "malformed_image", repr(im)[:200])
+                continue
+            if im["id"] in by_id:
+                src.problem(jf, "duplicate_image_id", f"image id {im['id']!r} again ({im['file_name']!r}); skipped")
                 continue
             fn = str(im["file_name"])
             w, h = im.get("width"), im.get("height")
-            size = (int(w), int(h)) if isinstance(w, (int, float)) and isinstance(h, (int, float)) else None
+            size = None
+            if isinstance(w, (int, float)) and isinstance(h, (int, float)):
+                try:
+                    size = (int(finite(w, "width")), int(finite(h, "height")))
+                except BadNumber as e:
+                    src.problem(jf, "bad_number", f"image {im['id']} {fn!r}: {e}; the file's own size is used")
             path = find_image(fn, folders) or folders[0] / fn
             by_id[im["id"]] = Item(image=path, size=size, split=split, source=str(jf))
         for k, a in enumerate(d.get("annotations", [])):
             try:
-                item, bbox = by_id.get(a["image_id"]), [float(v) for v in a["bbox"]]
+                if not isinstance(a["image_id"], (int, str)):
+                    raise TypeError(f"image_id {a['image_id']!r} is not an id")
+                item, bbox = by_id.get(a["image_id"]), list(a["bbox"])
                 if len(bbox) != 4:
                     raise ValueError(f"bbox has {len(bbox)} values")
+                bbox = [finite(v, f"bbox[{j}]") for j, v in enumerate(bbox)]
+            except BadNumber as e:
+                src.problem(jf, "bad_number", f"annotation {a.get('id', k)}: {e}")
+                continue
             except (KeyError, TypeError, ValueError) as e:
                 src.problem(jf, "malformed_annotation", f"annotation {a.get('id', k) if isinstance(a, dict) else k}: "
                             f"{type(e).__name__}: {e}")
@@ -79,7 +97,7 @@ def read_coco(files: list[Path], images: str | Path | None = None) -> Source:
             if a.get("iscrowd", 0):
                 src.counts["crowd"] += 1
                 continue
-            if a.get("category_id") not in cats:
+            if not isinstance(a.get("category_id"), (int, str)) or a.get("category_id") not in cats:
                 src.problem(jf, "unknown_category_id", f"annotation {a.get('id', k)}: category_id {a.get('category_id')}")
                 continue
             x, y, w, h = bbox

@@ -8,6 +8,9 @@ Readers never write files; the writer never parses a format.
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +41,7 @@ class Item:
     size: tuple[int, int] | None = None
     split: str | None = None
     source: str = ""  # the annotation file, for problem rows
+    data: bytes | None = None  # the image's bytes when the annotation embeds them (LabelMe imageData)
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Source:
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     names: list[str] | None = None  # class order the source defines (COCO ids, YOLO classes.txt)
     counts: Counter = field(default_factory=Counter)  # crowd, difficult, ... for the report
+    roots: list[Path] = field(default_factory=list)  # real folders images may be read from (read_source sets them)
+    origin: list[str] = field(default_factory=list)  # source= as given, for the manifest
 
     def problem(self, file, problem: str, detail: str = "") -> None:
         """Record one problem row."""
@@ -69,11 +75,65 @@ def find_image(stem_or_name: str, folders: list[Path]) -> Path | None:
     name = Path(stem_or_name.replace("\\", "/"))
     for folder in folders:
         for cand in (folder / name, folder / name.name):
-            if cand.is_file():
+            if _present(cand):
                 return cand
         if not is_image_file(name.name):
             for suf in IMAGE_SUFFIXES:
                 cand = folder / f"{name.name}{suf}"
-                if cand.is_file():
+                if _present(cand):
                     return cand
     return None
+
+
+def _present(p: Path) -> bool:
+    """An entry that is there and not a folder (a FIFO or device counts: the writer refuses it by name)."""
+    return os.path.lexists(p) and not p.is_dir()
+
+
+class BadNumber(ValueError):
+    """A coordinate or size that is not a finite number; str() names the field and the value."""
+
+
+def finite(value, what: str) -> float:
+    """float(value) when it is a finite number; BadNumber naming `what` otherwise (NaN, inf, text, None)."""
+    try:
+        v = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise BadNumber(f"{what}={value!r} is not a number") from None
+    if isinstance(value, bool) or not math.isfinite(v):
+        raise BadNumber(f"{what}={value!r} is not a finite number")
+    return v
+
+
+def is_ignored(name: str) -> bool:
+    """README*, *.md and licence files: documentation an export carries, never annotations."""
+    low = name.lower()
+    return low.startswith(("readme", "license", "licence", "copying")) or low.endswith(".md")
+
+
+def outside(path: Path, root: Path) -> bool:
+    """True when path, symlinks followed, leads out of root (an annotation file that is not the source's)."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([real, top]) != top
+
+
+def walk(root: Path):
+    """Every file under root as a Path, sorted, skipping hidden folders (.git, .dvc, temporary outputs)."""
+    out = []
+    for r, ds, fs in os.walk(root):
+        ds[:] = [d for d in ds if not d.startswith(".")]
+        out += [Path(r) / f for f in fs]
+    return sorted(out)
+
+
+class NotRegularFile(OSError):
+    """An annotation path that is a FIFO, device, socket or folder: refused without opening it."""
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; NotRegularFile (nothing opened) for a FIFO, device or folder."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(f"{path} is not a regular file (FIFO, device or folder); not opened")
+    with open(path, "rb") as f:
+        return f.read()

@@ -5,7 +5,9 @@ split the source fixes (VOC ImageSets, one COCO JSON per split, train/ val/ fold
 are shuffled with `seed`; then, rarest class first, every class with images in at least 2 groups gets one
 of its groups into val when it has none there yet; then val (and test) are filled in shuffled order up to
 their share of the images, passing over groups that hold the last train group of a class while others are
-left, and the rest is train. Same input + same seed -> same split.
+left, and the rest is train. With 2 or more free groups and a val share, val gets at least one group
+(the smallest, one that keeps every class in train when there is one) even where its share rounds to 0.
+Same input + same seed -> same split.
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ def assign_splits(keys: list[str], classes: list[set], fixed: list[str | None], 
             for j, g in enumerate(free):
                 if side[j] is None and taken[name] + len(g) <= target[name] and (keeps_train(j) or not strict):
                     take(j, name)
+    if fr[1] > 0 and taken["val"] == 0 and "val" not in out and len(free) >= 2:  # a small source: val gets one
+        j = min((j for j in range(len(free)) if side[j] is None),
+                key=lambda j: (not keeps_train(j), len(free[j]), j), default=None)
+        if j is not None and sum(side[k] is None for k in range(len(free))) >= 2:
+            take(j, "val")
     for j, g in enumerate(free):
         for i in g:
             out[i] = side[j] or "train"

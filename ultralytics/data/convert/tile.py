@@ -148,10 +148,10 @@ def plan_tiles(entries: list, spec: TileSpec, seed: int = 0) -> tuple[list[tuple
         for win in wins:
             rows, cut = clip_rows(e.rows, win, spec.min_area)
             row["boxes_cut"] += cut
-            item = Item(image=e.item.image.with_name(tile_name(e.item.image, win)), split=e.split,
-                        source=e.item.source)
+            name = tile_name(Path(e.name or e.item.image.name), win)  # from the unique output name
+            item = Item(image=e.item.image.with_name(name), split=e.split, source=e.item.source)
             t = dataclasses.replace(e, item=item, w=win[2] - win[0], h=win[3] - win[1], rows=rows, problems=[],
-                                    counts=Counter())
+                                    counts=Counter(), name=name, real=None)
             jobs.append((e, win, t, row))
             if not rows:
                 empties.setdefault(e.split, []).append(len(jobs) - 1)
@@ -168,15 +168,15 @@ def plan_tiles(entries: list, spec: TileSpec, seed: int = 0) -> tuple[list[tuple
         drop |= {j for k, j in enumerate(idx) if k not in chosen}
     res.counts["empty tiles left out"] = len(drop)
     kept_jobs, pos = [], {id(e): k for k, e in enumerate(entries)}
-    taken = {e.item.image.stem for e in res.entries}
+    taken = {Path(e.name or e.item.image.name).stem for e in res.entries}
     for j, (e, win, t, row) in enumerate(jobs):
         if j in drop:
             continue
-        if t.item.image.stem in taken:
-            res.problems.append((str(e.item.image), "name_clash", f"tile {t.item.image.name} has the name of "
+        if Path(t.name).stem in taken:
+            res.problems.append((str(e.item.image), "name_clash", f"tile {t.name} has the name of "
                                  "another image; tile not written"))
             continue
-        taken.add(t.item.image.stem)
+        taken.add(Path(t.name).stem)
         row["tiles"] += 1
         row["objects"] += len(t.rows)
         row["empty_tiles"] += not t.rows
@@ -193,16 +193,20 @@ def plan_tiles(entries: list, spec: TileSpec, seed: int = 0) -> tuple[list[tuple
 
 def _write_crops(src, jobs: list[tuple], stage: Path) -> None:
     """Decode one source image and write its tiles into stage; point each tile entry at its file."""
-    im = imread(src.item.image)
-    ext = src.item.image.suffix.lower()
+    if src.item.data is not None:  # an image embedded in its annotation (LabelMe imageData)
+        im = cv2.imdecode(np.frombuffer(src.item.data, np.uint8), cv2.IMREAD_COLOR)
+    else:
+        im = imread(src.real or src.item.image)  # the real path the writer confined (symlinks followed)
+    ext = Path(src.name or src.item.image.name).suffix.lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext in (".jpg", ".jpeg") else []
     for _, (x1, y1, x2, y2), t in jobs:
         ok, buf = cv2.imencode(ext, np.ascontiguousarray(im[y1:y2, x1:x2]), params)
         if not ok:
             raise UserError(f"tile: cannot encode a {ext} tile of {src.item.image}")
-        dst = stage / t.item.image.name
+        dst = stage / t.name
         dst.write_bytes(buf.tobytes())
-        t.item = dataclasses.replace(t.item, image=dst)
+        t.item = dataclasses.replace(t.item, image=dst, data=None)
+        t.real = dst
 
 
 def tile_entries(entries: list, spec: TileSpec, tmp: Path, seed: int, parallel) -> Tiled:

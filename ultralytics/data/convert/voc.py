@@ -15,12 +15,13 @@ from xml.etree.ElementTree import ParseError
 import defusedxml
 import defusedxml.ElementTree as DET
 
-from ultralytics.data.convert.common import Box, Item, Source, find_image
+from ultralytics.data.convert.common import (BadNumber, Box, Item, NotRegularFile, Source, find_image, finite,
+                                          outside, read_regular, walk)
 
 
 def xml_files(root: Path) -> list[Path]:
-    """Every .xml file under root (sorted)."""
-    return sorted(Path(r) / f for r, _, fs in os.walk(root) for f in fs if f.lower().endswith(".xml"))
+    """Every .xml file under root (sorted; hidden folders skipped)."""
+    return [p for p in walk(root) if p.name.lower().endswith(".xml")]
 
 
 def _imagesets(root: Path) -> dict[str, str]:
@@ -37,11 +38,11 @@ def _imagesets(root: Path) -> dict[str, str]:
 
 
 def _num(el, tag: str) -> float:
-    """Float value of a child element; ValueError names the tag when absent or not a number."""
+    """Finite float value of a child element; ValueError names the tag when absent, BadNumber when not finite."""
     t = el.findtext(tag)
     if t is None:
         raise ValueError(f"<{tag}> missing")
-    return float(t.strip())
+    return finite(t, f"<{tag}>")
 
 
 def read_voc(root: str | Path, images: str | Path | None = None) -> Source:
@@ -50,15 +51,20 @@ def read_voc(root: str | Path, images: str | Path | None = None) -> Source:
     src = Source("voc")
     sets = _imagesets(root)
     for xf in xml_files(root):
+        if outside(xf, root):
+            src.problem(xf, "outside_source", f"a link to {os.path.realpath(xf)}, outside {root}; not read")
+            continue
         try:
-            tree = DET.parse(xf, forbid_dtd=True)
+            ann = DET.fromstring(read_regular(xf), forbid_dtd=True)
+        except NotRegularFile as e:
+            src.problem(xf, "not_regular_file", str(e))
+            continue
         except defusedxml.DefusedXmlException as e:
             src.problem(xf, "unsafe_xml", f"{type(e).__name__}: refused (DTD, entity or external reference)")
             continue
         except (ParseError, OSError) as e:
             src.problem(xf, "malformed_xml", str(e))
             continue
-        ann = tree.getroot()
         if ann.tag != "annotation":
             src.problem(xf, "not_voc_xml", f"root element <{ann.tag}>, not <annotation>; skipped")
             continue
@@ -71,6 +77,8 @@ def read_voc(root: str | Path, images: str | Path | None = None) -> Source:
         if ann.find("size") is not None:
             try:
                 size = (int(_num(ann.find("size"), "width")), int(_num(ann.find("size"), "height")))
+            except BadNumber as e:
+                src.problem(xf, "bad_number", f"<size>: {e}; the image's own size is used")
             except ValueError:
                 size = None
         item = Item(image=im, size=size if size and min(size) > 0 else None, split=sets.get(xf.stem),
@@ -83,6 +91,9 @@ def read_voc(root: str | Path, images: str | Path | None = None) -> Source:
                     raise ValueError("<name> or <bndbox> missing")
                 box = Box(name, _num(bb, "xmin"), _num(bb, "ymin"), _num(bb, "xmax"), _num(bb, "ymax"),
                           difficult=(obj.findtext("difficult") or "0").strip() == "1")
+            except BadNumber as e:
+                src.problem(xf, "bad_number", f"object {k} {name!r}: {e}")
+                continue
             except ValueError as e:
                 src.problem(xf, "malformed_object", f"object {k}: {e}")
                 continue
