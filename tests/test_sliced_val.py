@@ -80,3 +80,21 @@ def test_sliced_and_whole_image_validation_differ(sliced_run, held_out, tmp_path
     whole = YOLO(CKPT).val(data=held_out, imgsz=128, batch=16, workers=0, conf=0.001, plots=False,
                            project=str(tmp_path), name="w")
     assert abs(whole.box.map50 - m.box.map50) > 1e-3
+
+
+def test_sliced_val_nms_head_and_nms_merge_equal_pycocotools(held_out, tmp_path):
+    """nms=True (one-to-many head + NMS in every window) merged by merge=nms/iou: still what pycocotools gives."""
+    from test_coco_agreement import cocoeval_from_files
+
+    m = YOLO(CKPT).val(data=held_out, imgsz=128, batch=16, workers=0, conf=0.001, save_json=True, plots=False,
+                       slice=128, overlap=0.2, nms=True, merge="nms", merge_metric="iou", max_det=100,
+                       project=str(tmp_path), name="n")
+    coco = cocoeval_from_files(tmp_path / "n", 100)
+    ours = {"map": m.box.map, "map50": m.box.map50, "small": m.box.map_small, "medium": m.box.map_medium,
+            "large": m.box.map_large}
+    for k, v in coco.items():
+        assert abs(ours[k] - v) < TOL, (k, ours[k], v)
+    per_image: dict = {}
+    for p in json.loads((tmp_path / "n" / "predictions.json").read_text()):
+        per_image[p["image_id"]] = per_image.get(p["image_id"], 0) + 1
+    assert max(per_image.values()) <= 100

@@ -32,11 +32,12 @@ class SlicedDetector:
     class in the pixels of the BGR image `im` (H, W, 3), by descending score, n <= max_det.
 
     args: the merged config (slice, overlap, slice_full, merge, merge_metric, merge_threshold, imgsz, batch,
-    classes, nms, iou, max_det). conf: the score cut-off applied to every window before the merge.
+    classes, nms, iou, max_det). conf: the score cut-off applied to every window before the merge. multi_label
+    (nms=True only): every (box, class) pair above conf is a candidate, as validation scores it.
     `times` holds the (preprocess, inference, postprocess) seconds of the last call; `shape` the last input shape.
     """
 
-    def __init__(self, model, args, device, half: bool = False, conf: float = 0.25):
+    def __init__(self, model, args, device, half: bool = False, conf: float = 0.25, multi_label: bool = False):
         from ultralytics.cfg import check_imgsz
 
         if getattr(model, "dynamic", True) is False:
@@ -51,6 +52,7 @@ class SlicedDetector:
         self.batch = max(int(args.batch), 1)
         self.full = bool(args.slice_full)
         self.max_det = int(args.max_det)
+        self.multi_label = bool(multi_label)
         classes = args.classes
         self.classes = None if classes is None else torch.tensor([classes] if isinstance(classes, int) else
                                                                  list(classes))
@@ -145,7 +147,7 @@ class SlicedDetector:
         if self.args.nms:
             from ultralytics.utils.nms import non_max_suppression
 
-            preds = non_max_suppression(preds, self.conf, self.args.iou, self.max_det, multi_label=False)
+            preds = non_max_suppression(preds, self.conf, self.args.iou, self.max_det, multi_label=self.multi_label)
         out = []
         for det in preds:
             det = det[det[:, 4] >= self.conf].float().cpu()

@@ -163,7 +163,7 @@ class DetectionValidator:
             from ultralytics.models.yolo.detect.sliced import SlicedDetector
 
             slicer = SlicedDetector(model, self.args, self.device, half, 0.001 if self.args.conf is None else
-                                    self.args.conf)
+                                    self.args.conf, multi_label=True)  # as postprocess() decodes with nms=True
         self.callbacks.run("on_val_start", self)
         if not self.training:
             LOGGER.info(f"Scoring the {self.head_description()}")
