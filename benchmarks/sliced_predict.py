@@ -199,7 +199,8 @@ def main() -> None:
                "unmatched_loop": diff["loop"],
                "speedup_vs_loop": round(best["loop"] / best["sliced"], 2), "windows": len(wins), "table_md": table}
     if "sahi" in best:
-        figures.update(sahi_s=round(best["sahi"], 3), unmatched_sahi=diff["sahi"], speedup_vs_sahi=round(best["sahi"] / best["sliced"], 2),
+        figures.update(sahi_s=round(best["sahi"], 3), unmatched_sahi=diff["sahi"],
+                       speedup_vs_sahi=round(best["sahi"] / best["sliced"], 2),
                        loop_vs_sahi=round(best["sahi"] / best["loop"], 2))
     path = save_results("sliced_predict", figures, {**vars(args), "sahi": sahi_version})
     print(f"wrote {path}")

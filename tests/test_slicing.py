@@ -216,3 +216,10 @@ def test_sliced_video_frames(tmp_path):
     x1 = [float(r.boxes.xyxy[0, 0]) for r in results]
     np.testing.assert_allclose(x1, [500, 600, 700], atol=3)  # mp4 compression blurs the edges by a pixel or two
     assert (tmp_path / "v" / "clip.mp4").stat().st_size > 0
+
+
+def test_fixed_shape_export_says_why_not():
+    model = WhiteBoxModel()
+    model.dynamic = False  # as an exported graph with a fixed input shape reports itself
+    with pytest.raises(UserError, match="fixed input shape"):
+        _sliced(model)

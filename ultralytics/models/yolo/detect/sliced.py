@@ -42,7 +42,8 @@ class SlicedDetector:
 
         if getattr(model, "dynamic", True) is False:
             raise UserError(f"slice={args.slice}: this exported model has a fixed input shape; sliced inference feeds "
-                            "batches of windows and the whole image at other shapes: use the .pt or a dynamic=True export")
+                            "batches of windows and the whole image at other shapes: use the .pt or a dynamic=True "
+                            "export")
         self.model, self.args, self.device, self.half, self.conf = model, args, device, half, float(conf)
         self.stride = int(model.stride.max()) if hasattr(model, "stride") else 32
         self.slice = check_slice_size(args.slice, "slice", stride=self.stride)
