@@ -39,6 +39,9 @@ def box_sets() -> dict[str, list[list[float]]]:
                   [100, 100, 110, 110, 0.5, 0]],
         # B and C both match A (IoU 0.54), but once A absorbed B the merged box's IoU with C is 0.44
         "grow": [[0, 0, 10, 10, 0.9, 0], [3, 0, 13, 10, 0.8, 0], [0, 3, 10, 13, 0.7, 0], [50, 50, 60, 60, 0.4, 0]],
+        # overlaps exactly at the threshold: IOS(A, B) = 50/100 = 0.5 (a match, >= 0.5) and IOU(C, D) = 0.5
+        "exact": [[0, 0, 10, 10, 0.9, 0], [5, 0, 15, 10, 0.8, 0], [100, 0, 120, 10, 0.7, 1],
+                  [100, 0, 110, 10, 0.6, 1]],
         # nested boxes: IOS is 1 for a box inside another, IOU small
         "nested": [[0, 0, 100, 100, 0.6, 2], [10, 10, 30, 30, 0.9, 2], [50, 50, 60, 60, 0.8, 2],
                    [40, 40, 45, 90, 0.7, 2], [0, 0, 100, 100, 0.65, 1]],

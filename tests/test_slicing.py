@@ -74,6 +74,14 @@ def test_nmm_rechecks_the_growing_box():
     np.testing.assert_allclose(merge_detections(boxes, "nmm", "ios", 0.5), [[0, 0, 13, 13, 0.9, 0]])
 
 
+def test_overlap_exactly_at_the_threshold_counts():
+    # IOS = 50 / 100 = 0.5: a match (>= 0.5), merged by nmm, suppressed by nms; IoU = 50 / 150 stays apart
+    boxes = np.array([[0, 0, 10, 10, 0.9, 0], [5, 0, 15, 10, 0.8, 0]])
+    np.testing.assert_allclose(merge_detections(boxes, "nmm", "ios", 0.5), [[0, 0, 15, 10, 0.9, 0]])
+    np.testing.assert_allclose(merge_detections(boxes, "nms", "ios", 0.5), boxes[:1])
+    np.testing.assert_allclose(merge_detections(boxes, "nms", "iou", 0.5), boxes)
+
+
 def test_merge_keeps_type_and_handles_empty():
     t = merge_detections(torch.tensor(SEAM, dtype=torch.float32))
     assert isinstance(t, torch.Tensor) and t.dtype == torch.float32 and t.shape == (2, 6)

@@ -132,8 +132,8 @@ def merge_detections(det, method: str = "nmm", metric: str = "ios", threshold: f
     method='nms': the kept boxes of greedy suppression (a box is dropped when its overlap with a better box of
     its class is >= threshold). method='nmm' (greedy non-maximum merging, SAHI's GREEDYNMM): each kept box
     absorbs its matches in turn, best first, while the overlap of the (growing) merged box with the match is
-    > threshold; the merged box is the enclosing box of both, with the higher score. As in SAHI 0.12, a match
-    whose overlap with the merged box is not above the threshold is neither merged nor kept.
+    >= threshold; the merged box is the enclosing box of both, with the higher score. As in SAHI 0.12, a match
+    whose overlap with the merged box has fallen below the threshold is neither merged nor kept.
     metric: 'ios' (intersection over the smaller area) or 'iou'.
     """
     method, metric, threshold = check_merge(method, metric, threshold)
@@ -146,7 +146,7 @@ def merge_detections(det, method: str = "nmm", metric: str = "ios", threshold: f
         for keep, matches in _greedy_groups(sub[:, :4], sub[:, 4], metric, threshold, method == "nms"):
             box = sub[keep].copy()
             for m in matches:
-                if box_overlap(box[:4], sub[m, :4], metric)[0] > threshold:
+                if box_overlap(box[:4], sub[m, :4], metric)[0] >= threshold:
                     box[:2] = np.minimum(box[:2], sub[m, :2])
                     box[2:4] = np.maximum(box[2:4], sub[m, 2:4])
                     box[4] = max(box[4], sub[m, 4])
