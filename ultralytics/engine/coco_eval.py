@@ -72,7 +72,8 @@ def coco_predictions(image_id: int | str, xyxy, conf, cls) -> list[dict]:
     """COCO result entries of one image: xyxy (n, 4) original pixels, conf (n,), cls (n,) -> list of dicts."""
     xywh = _xyxy_to_coco(xyxy)
     conf, cls = np.asarray(conf, dtype=np.float64).reshape(-1), np.asarray(cls).reshape(-1)
-    return [{"image_id": image_id, "category_id": int(c), "bbox": [round(v, 3) for v in b], "score": round(s, 5)}
+    return [{"image_id": image_id, "category_id": int(c), "bbox": [round(v, 3) for v in b],
+             "score": float(f"{s:.9g}")}  # 9 digits: distinct float32 scores stay distinct (ties reorder)
             for b, s, c in zip(xywh.tolist(), conf.tolist(), cls.tolist())]
 
 

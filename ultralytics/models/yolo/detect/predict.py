@@ -92,9 +92,14 @@ class DetectionPredictor:
         if model is None:
             raise UserError("DetectionPredictor needs a model")
         images = load_inference_source(source, vid_stride=args.vid_stride)  # UserError naming a missing path
-        model = self.setup_model(model, len(images))
+        model = self.setup_model(model, FUSE_MIN_IMAGES if args.slice else len(images))  # sliced: many windows
         self.stride = int(model.stride.max())
         self.imgsz = check_imgsz(args.imgsz, stride=self.stride, min_dim=2)
+        slicer = None
+        if args.slice:  # sliced prediction: windows in batches, merged in full-image pixels (sliced.py)
+            from ultralytics.models.yolo.detect.sliced import SlicedDetector
+
+            slicer = SlicedDetector(model, args, self.device, self.half, 0.25 if args.conf is None else args.conf)
         save = bool(args.save) if self.explicit_save else False
         if save or args.save_txt:
             self.save_dir = increment_path(Path(args.project or "runs/detect") / (args.name or "predict"),
@@ -109,13 +114,17 @@ class DetectionPredictor:
             for chunk in _chunks(images, bs):
                 names, ims = [c.name for c in chunk], [c.image for c in chunk]
                 t0 = time.perf_counter()
-                x, ratio_pads = self.preprocess(ims, [c.file for c in chunk])
-                t1 = _sync(self.device)
-                preds = model(x)
-                t2 = _sync(self.device)
-                batch_results = self.postprocess(preds, x, ims, names, ratio_pads, model.names)
-                t3 = time.perf_counter()
-                step = np.array([t1 - t0, t2 - t1, t3 - t2]) * 1e3 / len(ims)
+                if slicer is not None:
+                    batch_results, step = _sliced_results(slicer, ims, names, model.names)
+                    x = torch.empty(slicer.shape, device="meta")  # the last batch of windows (for the log lines)
+                else:
+                    x, ratio_pads = self.preprocess(ims, [c.file for c in chunk])
+                    t1 = _sync(self.device)
+                    preds = model(x)
+                    t2 = _sync(self.device)
+                    batch_results = self.postprocess(preds, x, ims, names, ratio_pads, model.names)
+                    t3 = time.perf_counter()
+                    step = np.array([t1 - t0, t2 - t1, t3 - t2]) * 1e3 / len(ims)
                 dt, shape = dt + step * len(ims), tuple(x.shape)
                 for r, item in zip(batch_results, chunk):
                     r.frame = item.frame
@@ -228,6 +237,15 @@ class DetectionPredictor:
             self._writers[r.path] = w
             r.save_path = file
         return w
+
+
+def _sliced_results(slicer, ims: list, names: list, class_names: dict) -> tuple[list[Results], np.ndarray]:
+    """One Results per image through the sliced path, and the (preprocess, inference, postprocess) ms per image."""
+    out, t = [], np.zeros(3)
+    for im, name in zip(ims, names):
+        out.append(Results(im, str(name), class_names, slicer(im)))
+        t += slicer.times
+    return out, t * 1e3 / len(ims)
 
 
 def _chunks(items, n: int):

@@ -111,9 +111,13 @@ class DetectionValidator:
 
     def head_description(self) -> str:
         """Which head the numbers score, for the line above the table."""
+        a = self.args
+        sliced = (f", sliced (slice={a.slice}, overlap={a.overlap}, slice_full={a.slice_full}, merge={a.merge}/"
+                  f"{a.merge_metric}/{a.merge_threshold})") if a.slice and not self.training else ""
         if self.args.nms:
-            return f"one-to-many head + class-aware NMS (nms=True, iou={self.args.iou}, max_det={self.args.max_det})"
-        return f"one-to-one head, NMS-free top-{self.args.max_det} (nms=False)"
+            return (f"one-to-many head + class-aware NMS (nms=True, iou={self.args.iou}, max_det={self.args.max_det})"
+                    + sliced)
+        return f"one-to-one head, NMS-free top-{self.args.max_det} (nms=False)" + sliced
 
     def _build_loader(self, stride: int):
         """Rectangular-batch loader over args.split; an absent or empty split is a UserError naming it."""
@@ -154,6 +158,12 @@ class DetectionValidator:
         model = model.half() if half else model.float()
         model.eval()
         self.init_metrics()
+        slicer = None
+        if self.args.slice and not self.training:  # sliced validation on the full-size images (sliced.py)
+            from ultralytics.models.yolo.detect.sliced import SlicedDetector
+
+            slicer = SlicedDetector(model, self.args, self.device, half, 0.001 if self.args.conf is None else
+                                    self.args.conf, multi_label=True)  # as postprocess() decodes with nms=True
         self.callbacks.run("on_val_start", self)
         if not self.training:
             LOGGER.info(f"Scoring the {self.head_description()}")
@@ -175,14 +185,14 @@ class DetectionValidator:
                 t2 = _sync(cuda)
                 self.loss += trainer.criterion(raw, batch)[1]
             else:
-                preds = model(batch["img"])
+                preds = model(batch["img"]) if slicer is None else slicer.predict_files(batch["im_file"])
                 t2 = _sync(cuda)
             t3 = _sync(cuda)
-            preds = self.postprocess(preds)
-            self.update_metrics(preds, batch)
+            preds = self.postprocess(preds) if slicer is None else preds  # sliced: merged, in original pixels
+            self.update_metrics(preds, batch, orig=slicer is not None)
             t4 = time.perf_counter()
             dt += (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
-            if plots and bi < 3:
+            if plots and bi < 3 and slicer is None:
                 self.plot_batch(batch, preds, bi)
             t_ready = time.perf_counter()
         n = max(self.seen, 1)
@@ -237,8 +247,9 @@ class DetectionValidator:
             return non_max_suppression(preds, conf, self.args.iou, self.args.max_det, multi_label=True)
         return [p[p[:, 4] >= conf][: self.args.max_det].float() for p in preds]
 
-    def update_metrics(self, preds: list[torch.Tensor], batch: dict) -> None:
-        """Match each image's detections (n, 6) to its labels at the 10 IoU thresholds, in original pixels."""
+    def update_metrics(self, preds: list[torch.Tensor], batch: dict, orig: bool = False) -> None:
+        """Match each image's detections (n, 6) to its labels at the 10 IoU thresholds, in original pixels
+        (orig=True: the detections are in original pixels already, as sliced validation gives them)."""
         h, w = batch["img"].shape[2:]
         scale = torch.tensor([w, h, w, h], device=self.device, dtype=torch.float32)
         for si, pred in enumerate(preds):
@@ -248,7 +259,8 @@ class DetectionValidator:
             ori, ratio_pad = batch["ori_shape"][si], batch["ratio_pad"][si]
             gt = scale_boxes((h, w), xywh2xyxy(batch["bboxes"][keep].float()) * scale, ori, ratio_pad).cpu()
             det = pred.cpu().clone()
-            det[:, :4] = scale_boxes((h, w), det[:, :4], ori, ratio_pad)
+            if not orig:
+                det[:, :4] = scale_boxes((h, w), det[:, :4], ori, ratio_pad)
             self.stats.add(batch["im_file"][si], det[:, :4], det[:, 4], det[:, 5], gt, cls)
             if len(cls):
                 self.images_per_class += np.bincount(np.unique(cls.numpy().astype(int)), minlength=self.nc)[: self.nc]
