@@ -219,6 +219,12 @@ class DetectionModel(nn.Module):
                 LOGGER.warning(f"WARNING: no scale in the name {Path(src).name}; using scale '{scale}'")
             self.yaml["scale"] = scale
         self.model, self.save = parse_model(copy.deepcopy(self.yaml), ch, verbose)
+        if self.yaml.get("pruned"):  # a pruned model: the YAML's layers with the stored channel counts
+            from ultralytics.nn.pruned_arch import apply_architecture
+
+            apply_architecture(self, self.yaml["pruned"], src)
+            for m in self.model:
+                m.np = sum(p.numel() for p in m.parameters())
         self.names = {i: str(i) for i in range(self.yaml["nc"])}
         self.has_weights = False  # True once trained or loaded weights are in it (training starts from them)
         head = self.model[-1]
