@@ -97,6 +97,7 @@ def _split_cv1(block: nn.Module) -> None:
     """Replace block.cv1 (c1 -> 2c) by cv1a and cv1b (c1 -> c each, the halves' weights), for the graph: then
     each half is a plain conv (torch-pruning maps chunk/split outputs by guess) and may keep its own count."""
     c = block.cv1.conv.out_channels // 2
+    block._order = list(block._modules)
     for name, sl in (("cv1a", slice(0, c)), ("cv1b", slice(c, 2 * c))):
         half = copy.deepcopy(block.cv1)
         half.conv = _sliced_conv(block.cv1.conv, sl)
@@ -119,16 +120,18 @@ def _merge_cv1(block: nn.Module) -> None:
     for k in ("running_mean", "running_var"):
         setattr(bn, k, torch.cat((getattr(a.bn, k), getattr(b.bn, k))))
     bn.num_batches_tracked = a.bn.num_batches_tracked.clone()
-    a.conv, a.bn = conv, bn
+    a.conv, a.bn = conv.train(a.conv.training), bn.train(a.bn.training)
     del block.cv1a, block.cv1b, block.forward
     block.cv1, block.c = a, ca
+    block._modules = {k: block._modules[k] for k in block._order}  # cv1 back in its place: same state_dict order
+    del block._order
 
 
 def _sliced_conv(conv: nn.Conv2d, sl: slice) -> nn.Conv2d:
     new = nn.Conv2d(conv.in_channels, sl.stop - sl.start, conv.kernel_size, conv.stride, conv.padding,
                     conv.dilation, 1, False)
     new.weight = nn.Parameter(conv.weight.data[sl].clone())
-    return new
+    return new.train(conv.training)
 
 
 def _sliced_bn(bn: nn.BatchNorm2d, sl: slice) -> nn.BatchNorm2d:
@@ -136,7 +139,7 @@ def _sliced_bn(bn: nn.BatchNorm2d, sl: slice) -> nn.BatchNorm2d:
     new.weight.data, new.bias.data = bn.weight.data[sl].clone(), bn.bias.data[sl].clone()
     new.running_mean, new.running_var = bn.running_mean[sl].clone(), bn.running_var[sl].clone()
     new.num_batches_tracked = bn.num_batches_tracked.clone()
-    return new
+    return new.train(bn.training)
 
 
 def _c2f_halves(self, x: torch.Tensor) -> torch.Tensor:
@@ -272,15 +275,21 @@ def prune_model(model: nn.Module, ratio: float = 0.3, method: str = "l1", ignore
         p.requires_grad_(True)
     for m in leaves:  # the graph sees a leaf as one op from its input to its output, not its insides
         m.forward = _leaf_stub(m.forward)
-    try:
-        pruner = tp.pruner.MetaPruner(
-            model, x, importance=_importance(tp, method), pruning_ratio=ratio, ignored_layers=ignored,
-            customized_pruners=pruners, root_module_types=[nn.Conv2d],
+
+    def make(ratio_dict=None):
+        return tp.pruner.MetaPruner(
+            model, x, importance=_importance(tp, method), pruning_ratio=ratio, pruning_ratio_dict=ratio_dict,
+            ignored_layers=ignored, customized_pruners=pruners, root_module_types=[nn.Conv2d],
             forward_fn=_trace_forward)
+
+    try:
+        pruner = make()
+        ratio_dict, clipped = _clip_groups(pruner, ratio)
+        if ratio_dict:  # a second graph with the clipped groups' own ratios
+            pruner = make(ratio_dict)
     finally:
         for m in leaves:
             del m.forward
-    clipped = _clip_groups(pruner, ratio)
     pruner.step()
     for m in split_blocks:
         _merge_cv1(m)
@@ -305,9 +314,9 @@ def _name(model: nn.Module, module: nn.Module) -> str:
     return next(f"{n} ({type(m).__name__})" for n, m in model.named_modules() if m is module)
 
 
-def _clip_groups(pruner, ratio: float) -> list[str]:
-    """Lower the ratio of groups that would keep no channel (per channel group); returns their root names."""
-    clipped = []
+def _clip_groups(pruner, ratio: float) -> tuple[dict, list[str]]:
+    """({root: lower ratio}, names) of the groups whose ratio would keep no channel: they keep one."""
+    clipped, ratio_dict = [], {}
     dg = pruner.DG
     for group in dg.get_all_groups(ignored_layers=pruner.ignored_layers, root_module_types=pruner.root_module_types):
         root = group[0].dep.target.module
@@ -315,9 +324,9 @@ def _clip_groups(pruner, ratio: float) -> list[str]:
         if int(n * (1 - ratio)) >= 1:
             continue
         keep_ratio = 0.0 if n <= 1 else max(0.0, 1 - 1.5 / n)  # int(n * (1 - r)) == 1
-        pruner.pruning_ratio_dict[root] = [min(r, keep_ratio) for r in pruner.per_step_pruning_ratio]
+        ratio_dict[root] = keep_ratio
         clipped.append(f"{dg._module2name.get(root, type(root).__name__)} ({n} channels: ratio {keep_ratio:.2f})")
-    return clipped
+    return ratio_dict, clipped
 
 
 def _record(model: nn.Module) -> None:
@@ -326,7 +335,8 @@ def _record(model: nn.Module) -> None:
 
     cfg = {k: v for k, v in model.yaml.items() if k != "pruned"}
     fresh = DetectionModel(cfg, verbose=False)
-    model.yaml = {**cfg, "pruned": architecture_changes(record_architecture(model), record_architecture(fresh))}
+    changes = architecture_changes(record_architecture(model), record_architecture(fresh))
+    model.yaml = {**cfg, "pruned": {"nc": cfg["nc"], **changes}}
 
 
 def summary(report: dict, imgsz: int = 640) -> str:

@@ -4,7 +4,8 @@ A pruned model differs from its YAML only in channel counts: every conv keeps it
 and dilation, every block its wiring. So the architecture is stored as, per layer, the numbers pruning
 changes (plain ints, no pickled code), inside the model's YAML dict under the key 'pruned':
 
-    {"layers": {"model.2.cv1.conv": ["Conv2d", c_in, c_out, groups], "model.2.cv1.bn": ["BatchNorm2d", c],
+    {"nc": 80,  (the class count the YAML was built with when the changes were recorded)
+     "layers": {"model.2.cv1.conv": ["Conv2d", c_in, c_out, groups], "model.2.cv1.bn": ["BatchNorm2d", c],
                 "model.9.attn.gn": ["GroupNorm", groups, c], ...},
      "attrs": {"model.2": {"c": 12}, ...}}
 
@@ -47,6 +48,14 @@ def architecture_changes(pruned: dict, original: dict) -> dict:
     return {"layers": layers, "attrs": attrs}
 
 
+def set_head_classes(head: nn.Module, nc: int) -> None:
+    """Give a head new class output convs (both branches) for nc classes; the rest of the head is kept."""
+    for branch in (head.cv3, head.one2one_cv3):
+        for seq in branch:
+            seq[-1] = nn.Conv2d(seq[-1].in_channels, nc, 1)
+    head.nc, head.no = nc, nc + 4 * head.reg_max
+
+
 def _rebuilt(old: nn.Module, spec: list, where: str) -> nn.Module:
     """A layer like `old` with the stored channel counts (weights are loaded afterwards)."""
     kind = spec[0] if isinstance(spec, list) and spec else None
@@ -80,6 +89,7 @@ def apply_architecture(model: nn.Module, arch: dict, src: str = "<checkpoint>") 
             raise UserError(f"{where}: no such layer in the model built from the YAML") from None
         new = _rebuilt(old, spec, where)
         if new is not old:
+            new.train(old.training)
             parent, _, leaf = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, leaf, new)
     for name, values in (arch.get("attrs") or {}).items():
