@@ -108,7 +108,8 @@ class DetectionTrainer(BaseTrainer):
     def checkpoint(self, epoch: int, row: dict) -> dict:
         ckpt = super().checkpoint(epoch, row)
         if self.args.distill_model:  # the student only, plus the projector for an exact resume
-            ckpt["distill_projector"] = {k: v.detach().clone().cpu() for k, v in self.criterion.proj.state_dict().items()}
+            proj = self.criterion.proj.state_dict()
+            ckpt["distill_projector"] = {k: v.detach().clone().cpu() for k, v in proj.items()}
         return ckpt
 
     def _load_resume_state(self) -> None:
