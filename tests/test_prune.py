@@ -220,3 +220,20 @@ def test_exported_or_fused_model_is_refused(tmp_path):
     fused = copy.deepcopy(build()).eval().fuse(verbose=False)
     with pytest.raises(UserError, match="fused"):
         prune_model(fused, 0.3)
+
+
+def test_pruned_model_exports_with_its_shape(tmp_path):
+    model = YOLO("yolov10n.yaml")
+    model.prune(ratio=0.3, verbose=False)
+    loaded = YOLO(str(model.save(tmp_path / "pruned.pt")))
+    f = loaded.export(format="torchscript", imgsz=64)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    ts = torch.jit.load(f)
+    fused = copy.deepcopy(loaded.model).eval().fuse(verbose=False)
+    shapes = {k.removeprefix("model."): v.shape for k, v in ts.state_dict().items()
+              if k.startswith("model.") and not k.endswith(".stride")}
+    assert shapes == {k: v.shape for k, v in fused.state_dict().items()}  # the pruned shape, exported
+    ref, out = fused(x), ts(x)
+    assert ref.shape == (1, 84, 6) and out.shape == (1, 300, 6)  # the exported graph pads to max_det rows
+    # an untrained head scores many anchors alike, so rows may come in another order: compare sorted scores
+    assert torch.allclose(out[0, :84, 4].sort().values, ref[0, :, 4].sort().values, atol=1e-5)
