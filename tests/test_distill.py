@@ -108,3 +108,23 @@ def test_distilled_training_keeps_the_student_only_and_resumes_exactly(tiny_data
     monkeypatch.setattr(results_log.ResultsLog, "append", original)
     YOLO(str(tmp_path / "cut" / "weights" / "last.pt")).train(resume=True)
     assert rows(tmp_path / "cut") == rows(tmp_path / "full")
+
+
+def test_distillation_under_ddp_keeps_ranks_identical(tiny_data, tmp_path):
+    """2 gloo processes: the student's weights agree after every step, and the projector (averaged by hand,
+    not DDP's) agrees too, so rank 0's checkpoint is every rank's."""
+    import json
+
+    from test_ddp import SETTINGS, run_child
+
+    YOLO(SETTINGS["model"]).train(data=tiny_data, project=str(tmp_path), name="teacher",
+                                  **{**TINY, "epochs": 1})
+    spec = {"settings": {**SETTINGS, "data": tiny_data, "project": str(tmp_path / "runs"), "warmup_epochs": 0,
+                         "distill_model": str(tmp_path / "teacher" / "weights" / "last.pt")},
+            "out": str(tmp_path / "out"), "mode": "train"}
+    r, _ = run_child(tmp_path, spec)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    h0, h1 = (json.loads((tmp_path / "out" / f"rank{k}.json").read_text())["hashes"] for k in (0, 1))
+    assert len(h0) >= 2 and all(len(h) == 80 for h in h0)  # student and projector hashed at every step
+    assert h0 == h1
+    assert "Distilling from" in r.stdout + r.stderr

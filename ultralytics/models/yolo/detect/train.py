@@ -105,6 +105,17 @@ class DetectionTrainer(BaseTrainer):
             self.scheduler.base_lrs.append(lr)
             self.scheduler.lr_lambdas.append(self.lf)
 
+    def optimizer_step(self) -> None:
+        if self.args.distill_model and self.world_size > 1:  # the projector is not DDP's: average its gradients
+            from ultralytics.utils import dist
+
+            params = list(self.criterion.proj.parameters())
+            for p in params:
+                if p.grad is None:  # every rank all-reduces the same tensors
+                    p.grad = torch.zeros_like(p)
+            dist.average_gradients(params)
+        super().optimizer_step()
+
     def checkpoint(self, epoch: int, row: dict) -> dict:
         ckpt = super().checkpoint(epoch, row)
         if self.args.distill_model:  # the student only, plus the projector for an exact resume
