@@ -16,6 +16,7 @@ from ultralytics.nn.registry import register_module  # noqa: E402
 from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 from ultralytics.nn.yaml_edit import insert_rows, load_model_dict  # noqa: E402
 from ultralytics.utils import UserError  # noqa: E402
+from ultralytics.utils.checkpoint import read_checkpoint  # noqa: E402
 
 X = torch.zeros(1, 3, 64, 64)
 
@@ -153,7 +154,9 @@ def test_split_then_merge_is_the_identity():
     assert torch.equal(out, ref) and list(block.state_dict()) == names
 
 
-def test_pruned_checkpoint_reloads_and_trains_with_the_same_shape(tiny_data, tmp_path):
+def test_pruned_checkpoint_reloads_trains_and_resumes_with_the_same_shape(tiny_data, tmp_path, monkeypatch):
+    from ultralytics.engine import results_log
+
     model = YOLO("yolov10n.yaml")
     report = model.prune(ratio=0.3, verbose=False)
     n = report["params"][1]
@@ -161,8 +164,20 @@ def test_pruned_checkpoint_reloads_and_trains_with_the_same_shape(tiny_data, tmp
     loaded = YOLO(str(path))
     assert sum(p.numel() for p in loaded.model.parameters()) == n
     shapes = {k: v.shape for k, v in loaded.model.state_dict().items()}
-    loaded.train(data=tiny_data, project=str(tmp_path), name="ft", imgsz=64, batch=4, workers=0, epochs=1,
-                 device="cpu", plots=False, val=True, warmup_epochs=0)
+    original = results_log.ResultsLog.append
+
+    def crash_after_first(self, row):
+        original(self, row)
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt  # the run dies after epoch 1: resume must rebuild the pruned shape
+
+    monkeypatch.setattr(results_log.ResultsLog, "append", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        loaded.train(data=tiny_data, project=str(tmp_path), name="ft", imgsz=64, batch=4, workers=0, epochs=2,
+                     device="cpu", plots=False, val=True, warmup_epochs=0, close_mosaic=0)
+    monkeypatch.setattr(results_log.ResultsLog, "append", original)
+    YOLO(str(tmp_path / "ft" / "weights" / "last.pt")).train(resume=True)
+    assert read_checkpoint(tmp_path / "ft" / "weights" / "last.pt")["epoch"] == 1  # the resumed epoch 2 is saved
     for f in ("last.pt", "best.pt"):
         again = YOLO(str(tmp_path / "ft" / "weights" / f))
         assert {k: v.shape for k, v in again.model.state_dict().items() if "cv3" not in k or ".2." not in k} == \
