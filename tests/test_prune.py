@@ -252,3 +252,15 @@ def test_pruned_model_exports_with_its_shape(tmp_path):
     assert ref.shape == (1, 84, 6) and out.shape == (1, 300, 6)  # the exported graph pads to max_det rows
     # an untrained head scores many anchors alike, so rows may come in another order: compare sorted scores
     assert torch.allclose(out[0, :84, 4].sort().values, ref[0, :, 4].sort().values, atol=1e-5)
+
+
+def test_lamp_prunes_the_same_counts_and_compare_sees_the_pruned_architecture():
+    from ultralytics.compare.profile import arch_signature
+
+    model = build()
+    l1, _ = prune_model(model, 0.3, method="l1", verbose=False, imgsz=64)
+    lamp, _ = prune_model(model, 0.3, method="lamp", verbose=False, imgsz=64)
+    assert implied(lamp) == implied(l1)  # local pruning: the counts follow the ratio, the method picks which
+    assert arch_signature(lamp.yaml) != arch_signature(model.yaml)  # compare's cost cache keeps them apart
+    rebuilt = DetectionModel(copy.deepcopy(lamp.yaml), verbose=False)  # what compare builds from the checkpoint
+    assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in lamp.parameters())
