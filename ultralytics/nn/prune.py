@@ -244,7 +244,8 @@ def prune_model(model: nn.Module, ratio: float = 0.3, method: str = "l1", ignore
     if model.is_fused or model.model[-1].cv2 is None:
         raise UserError("prune: the model is fused (BatchNorms folded, one-to-many head dropped); prune the .pt")
     tp = _tp()
-    model = copy.deepcopy(model).cpu().float()
+    device = next(model.parameters()).device
+    model = copy.deepcopy(model).cpu().float()  # traced and pruned on the CPU, returned on the model's device
     ignored_user = _resolve_ignore(model, ignore)
     _check_traceable(model, ignored_user)
     before = count(model, imgsz)
@@ -302,6 +303,7 @@ def prune_model(model: nn.Module, ratio: float = 0.3, method: str = "l1", ignore
             del m._pruned_channels
     model.train(was_training)
     _record(model)
+    model.to(device)
     after = count(model, imgsz)
     report = {"ratio": ratio, "method": method, "params": (before[0], after[0]), "gflops": (before[1], after[1]),
               "clipped": clipped, "held": sorted({_name(model, m) for m in held + ignored_user})}
