@@ -6,15 +6,17 @@ Every conv group the dependency graph finds (a conv's output channels with every
 them: its BN, the next convs' inputs, residual adds, concats, depthwise convs) loses `ratio` of its channels,
 the least important first by `method` (l1: L1 norm of the group's weights, lamp: LAMP scores, bn_scale: |BN
 gamma|). What each block does (docs/14-lightweight-models.md):
-- C2f / C2fCIB / PSA / PSALSKA: cv1's output is pruned as two halves with the same indices (out_channel_groups
-  = 2), so chunk(2) and split((c, c)) still cut it in equal halves; the block's `c` is updated.
+- C2f / C2fCIB / PSA / PSALSKA: for the trace, cv1 (c1 -> 2c, then chunk/split, whose outputs torch-pruning maps
+  by guess) is split into two convs cv1a, cv1b; each half is pruned on its own, then they are merged back
+  into one cv1 (same state_dict names) and the block's `c` becomes the first half's size (forward splits
+  (c, rest)).
 - LSKA / LKA (traced): every depthwise conv shrinks with its input, groups = channels kept.
 - PSA's multi-head attention and EMA are held fixed (their reshapes into heads / groups would need the same
   indices in every head): the channels that pass through them are not pruned.
 - SE, CBAM, CoordAtt, ECA, SimAM, TripletAttention are leaves that pass their channels through (their first
   layer's inputs and last layer's outputs follow); their hidden width is kept.
 - The head's output convs (cv2/cv3 and one2one_cv2/cv3 last convs) and DFL are never pruned.
-A group whose ratio would leave fewer than one channel (per half, for split blocks) is clipped.
+A group whose ratio would leave no channel keeps one (clipped), and the report lists it.
 """
 
 from __future__ import annotations
