@@ -264,3 +264,19 @@ def test_lamp_prunes_the_same_counts_and_compare_sees_the_pruned_architecture():
     assert arch_signature(lamp.yaml) != arch_signature(model.yaml)  # compare's cost cache keeps them apart
     rebuilt = DetectionModel(copy.deepcopy(lamp.yaml), verbose=False)  # what compare builds from the checkpoint
     assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in lamp.parameters())
+
+
+@pytest.mark.parametrize("ignore", [[8], ["SCDown"]], ids=["row-8-C2f", "class-SCDown"])
+def test_ignored_blocks_keep_every_weight_shape(ignore):
+    model = build()
+    pruned, report = prune_model(model, 0.3, ignore=ignore, verbose=False, imgsz=64)
+    rows = [8] if ignore == [8] else [i for i, m in enumerate(model.model) if type(m).__name__ == "SCDown"]
+    assert len(rows) == (1 if ignore == [8] else 3)
+    for i in rows:  # held fixed: not one channel less, in or out (SCDown changes the count: 64 -> 128 ...)
+        assert [p.shape for p in pruned.model[i].parameters()] == [p.shape for p in model.model[i].parameters()]
+        assert f"model.{i} ({type(model.model[i]).__name__})" in report["held"]
+    if ignore == [8]:  # what row 8 reads keeps its channels: row 7's output
+        assert pruned.model[7].cv2.conv.out_channels == model.model[7].cv2.conv.out_channels
+    pruned.train()
+    assert [t.shape[1] for t in pruned(X)["one2one"]] == [70] * 3
+    assert report["params"][1] < 0.75 * report["params"][0]  # the rest is pruned

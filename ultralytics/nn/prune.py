@@ -84,6 +84,37 @@ def _pass_through_pruner(tp, hold: bool):
     return PassThrough()
 
 
+class _Held(nn.Module):
+    """A layer held fixed by `ignore`, wrapped for the trace: one leaf of the graph, in an unprunable group."""
+
+    def __init__(self, inner: nn.Module, where: tuple[str, str]):
+        super().__init__()
+        self.inner, self.where = inner, where
+
+    def forward(self, *args):
+        return self.inner(*args)
+
+    def __getattr__(self, name):  # the row's f, i, type, ... are the wrapped layer's
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["inner"], name)
+
+
+def _hold(model: nn.Module, module: nn.Module) -> _Held:
+    """Put `module` inside a _Held wrapper, in place."""
+    name = next(n for n, m in model.named_modules() if m is module)
+    parent, _, leaf = name.rpartition(".")
+    w = _Held(module, (parent, leaf))
+    setattr(model.get_submodule(parent) if parent else model, leaf, w)
+    return w
+
+
+def _unhold(model: nn.Module, w: _Held) -> None:
+    parent, leaf = w.where
+    setattr(model.get_submodule(parent) if parent else model, leaf, w.inner)
+
+
 def _leaf_stub(forward):
     """A forward for the graph trace only: the leaf's output values, with a gradient path from its input alone."""
 
@@ -251,15 +282,14 @@ def prune_model(model: nn.Module, ratio: float = 0.3, method: str = "l1", ignore
     ignored_user = _resolve_ignore(model, ignore)
     _check_traceable(model, ignored_user)
     before = count(model, imgsz)
+    held_names = {_name(model, m) for m in ignored_user}
+    wrappers = [_hold(model, m) for m in ignored_user if not isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
     head = model.model[-1]
     ignored = [seq[-1] for branch in (head.cv2, head.cv3, head.one2one_cv2, head.one2one_cv3) for seq in branch]
-    ignored += [head.dfl, *ignored_user]
-    leaves = [m for m in model.modules() if isinstance(m, HELD_FIXED + PASS_THROUGH)]
-    leaves += [m for m in ignored_user if not isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
-    hold_types = set(HELD_FIXED) | {type(m) for m in ignored_user if not isinstance(m, (nn.Conv2d, nn.BatchNorm2d))}
-    hold_types -= set(TRACED)  # a traced block held by ignore is held through its layers
-    held = [m for m in model.modules() if type(m) in hold_types]
+    ignored += [head.dfl, *wrappers, *(m for m in ignored_user if isinstance(m, (nn.Conv2d, nn.BatchNorm2d)))]
+    held = [m for m in model.modules() if isinstance(m, HELD_FIXED)]
     ignored += held
+    leaves = [m for m in model.modules() if isinstance(m, HELD_FIXED + PASS_THROUGH)] + wrappers
     hooks = [m.register_forward_hook(lambda mod, i, o: setattr(mod, "_traced_channels", int(o.shape[1])))
              for m in leaves]
     was_training = model.training
@@ -269,8 +299,8 @@ def prune_model(model: nn.Module, ratio: float = 0.3, method: str = "l1", ignore
         _trace_forward(model, x)
     for h in hooks:
         h.remove()
-    pruners = {t: _pass_through_pruner(tp, hold=t in hold_types) for t in {type(m) for m in leaves} if t not in TRACED}
-    pruners.update({t: _pass_through_pruner(tp, hold=True) for t in hold_types})
+    pruners = {t: _pass_through_pruner(tp, hold=False) for t in PASS_THROUGH}
+    pruners.update({t: _pass_through_pruner(tp, hold=True) for t in (*HELD_FIXED, _Held)})
     split_blocks = [m for m in model.modules() if isinstance(m, (C2f, PSA))]
     for m in split_blocks:
         _split_cv1(m)
@@ -296,6 +326,8 @@ def prune_model(model: nn.Module, ratio: float = 0.3, method: str = "l1", ignore
     pruner.step()
     for m in split_blocks:
         _merge_cv1(m)
+    for w in wrappers:
+        _unhold(model, w)
     for m in model.modules():
         if isinstance(m, RepVGGDW):
             m.dim = m.conv.conv.out_channels
@@ -308,7 +340,7 @@ def prune_model(model: nn.Module, ratio: float = 0.3, method: str = "l1", ignore
     model.to(device)
     after = count(model, imgsz)
     report = {"ratio": ratio, "method": method, "params": (before[0], after[0]), "gflops": (before[1], after[1]),
-              "clipped": clipped, "held": sorted({_name(model, m) for m in held + ignored_user})}
+              "clipped": clipped, "held": sorted(held_names | {_name(model, m) for m in held})}
     if verbose:
         LOGGER.info(summary(report, imgsz))
     return model, report
