@@ -66,7 +66,8 @@ def main(spec_path: str) -> None:
             grads = {n: p.grad.detach().clone() for n, p in self.model.named_parameters() if p.grad is not None}
             torch.save({k.removeprefix("module."): v for k, v in grads.items()}, out / f"grads{rank}.pt")
         real_step(self)
-        record["hashes"].append(params_hash(self.model))
+        proj = getattr(self.criterion, "proj", None)  # distillation's projector (not DDP's), when there is one
+        record["hashes"].append(params_hash(self.model) + (params_hash(proj) if proj is not None else ""))
 
     trainer_mod.BaseTrainer.optimizer_step = step
     if mode == "grads":

@@ -33,7 +33,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 PAGES = sorted(DOCS.glob("[0-9][0-9]-*.md"))
-SCRIPTS = ("train.py", "val.py", "predict.py", "compare.py", "heatmap.py", "erf.py", "dataset.py", "tune.py")
+SCRIPTS = ("train.py", "val.py", "predict.py", "compare.py", "heatmap.py", "erf.py", "dataset.py", "tune.py",
+           "prune.py")
 BLOCK_TIMEOUT = 600  # seconds; a block that takes longer is a failure, not a hang
 
 _FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
@@ -100,7 +101,7 @@ def command_kind(tokens: list[str]) -> str | None:
     script = tokens[1] if tokens[1] != "-m" else (tokens[2] if len(tokens) > 2 else "")
     if script in ("train.py", "val.py", "predict.py"):
         return script[:-3]
-    if script == "tune.py":  # its trials are trainings
+    if script in ("tune.py", "prune.py"):  # tuning's trials and pruning's fine-tuning are trainings
         return "train"
     if script in ("compare.py", "ultralytics.compare") and "--train" in tokens:
         return "train"
@@ -203,7 +204,7 @@ def test_pages_exist_in_order():
                                        "07-loss-recipes.md", "08-is-my-module-helping.md",
                                        "09-multi-gpu-and-speed.md", "10-your-own-data.md",
                                        "11-attention-baselines.md", "12-tracking-and-tuning.md",
-                                       "13-small-objects.md"]
+                                       "13-small-objects.md", "14-lightweight-models.md"]
 
 
 def test_settings_page_is_generated_from_default_yaml():

@@ -34,6 +34,8 @@ def arch_signature(cfg: dict) -> str:
     scales, scale = cfg.get("scales") or {}, cfg.get("scale")
     key = {"backbone": cfg.get("backbone"), "head": cfg.get("head"), "nc": cfg.get("nc"),
            "mult": scales.get(scale) if scales else [cfg.get("depth_multiple", 1.0), cfg.get("width_multiple", 1.0)]}
+    if cfg.get("pruned"):  # a pruned model (nn/pruned_arch.py): its channel counts are part of the architecture
+        key["pruned"] = cfg["pruned"]
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

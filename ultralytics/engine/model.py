@@ -87,6 +87,14 @@ class YOLO:
         self.model.has_weights = True
         return self
 
+    def prune(self, ratio: float = 0.3, method: str = "l1", ignore=(), verbose: bool = True) -> dict:
+        """Remove `ratio` of the prunable channels (nn/prune.py, docs/14); returns the report (params, GFLOPs)."""
+        from ultralytics.nn.prune import prune_model
+
+        self._needs_pytorch("prune()")
+        self.model, report = prune_model(self.model, ratio=ratio, method=method, ignore=ignore, verbose=verbose)
+        return report
+
     def save(self, path: str | Path = "model.pt") -> Path:
         self._needs_pytorch("save()")
         return save_model(self.model, path)

@@ -218,7 +218,17 @@ class DetectionModel(nn.Module):
                 scale = next(iter(scales))
                 LOGGER.warning(f"WARNING: no scale in the name {Path(src).name}; using scale '{scale}'")
             self.yaml["scale"] = scale
-        self.model, self.save = parse_model(copy.deepcopy(self.yaml), ch, verbose)
+        pruned = self.yaml.get("pruned")  # a pruned model: the YAML's layers with the stored channel counts
+        nc_built = pruned.get("nc", self.yaml["nc"]) if isinstance(pruned, dict) else self.yaml["nc"]
+        self.model, self.save = parse_model({**copy.deepcopy(self.yaml), "nc": nc_built}, ch, verbose)
+        if pruned:
+            from ultralytics.nn.pruned_arch import apply_architecture, set_head_classes
+
+            apply_architecture(self, pruned, src)
+            if nc_built != self.yaml["nc"]:  # pruned for nc_built classes, trained on another class count
+                set_head_classes(self.model[-1], self.yaml["nc"])
+            for m in self.model:
+                m.np = sum(p.numel() for p in m.parameters())
         self.names = {i: str(i) for i in range(self.yaml["nc"])}
         self.has_weights = False  # True once trained or loaded weights are in it (training starts from them)
         head = self.model[-1]

@@ -34,7 +34,7 @@ class C2f(nn.Module):
         self.m = nn.ModuleList(Bottleneck(self.c, self.c, shortcut, g, k=(3, 3), e=1.0) for _ in range(n))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = list(self.cv1(x).chunk(2, 1))  # two (B, c, H, W) halves
+        y = list(self.cv1(x).split((self.c, self.cv1.conv.out_channels - self.c), 1))  # halves (c, c unless pruned)
         for m in self.m:
             y.append(m(y[-1]))
         return self.cv2(torch.cat(y, 1))
@@ -137,7 +137,7 @@ class PSA(nn.Module):
         self.ffn = nn.Sequential(Conv(self.c, self.c * 2, 1), Conv(self.c * 2, self.c, 1, act=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.cv1(x).split((self.c, self.c), dim=1)
+        a, b = self.cv1(x).split((self.c, self.cv1.conv.out_channels - self.c), dim=1)  # (c, c) unless pruned
         b = b + self.attn(b)
         b = b + self.ffn(b)
         return self.cv2(torch.cat((a, b), 1))

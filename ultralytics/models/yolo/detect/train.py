@@ -48,6 +48,8 @@ class DetectionTrainer(BaseTrainer):
             self.data = {**self.data, "names": {0: "item"}, "nc": 1}
         model = self.get_model().to(self.device)
         self.criterion = v10DetectLoss(model.model[-1], args)  # the trainer's, not the model's
+        if args.distill_model:  # knowledge distillation: the teacher lives in the criterion (utils/distill.py)
+            self.criterion = self.distill_criterion(model)
         self.model, self.train_model = self.wrap_model(model)
         stride = int(model.stride.max())
         if isinstance(args.imgsz, list):
@@ -77,6 +79,56 @@ class DetectionTrainer(BaseTrainer):
                                                 callbacks=self.callbacks)
             if args.plots and self.resume_ckpt is None:
                 self.plot_training_labels(train_set)
+
+    # --- distillation (utils/distill.py) ----------------------------------------------------------
+    def distill_criterion(self, model: DetectionModel):
+        """The detection criterion wrapped with a frozen teacher read from args.distill_model."""
+        from ultralytics.utils.distill import DistillLoss, check_teacher
+
+        path = str(self.args.distill_model)
+        if not Path(path).is_file():
+            raise UserError(f"distill_model='{path}': no such file (give the teacher's trained .pt checkpoint)")
+        teacher, ckpt = load_model(path)
+        t_imgsz = (ckpt.get("train_args") or {}).get("imgsz")
+        check_teacher(self.data["names"], teacher.names, self.args.imgsz, t_imgsz, path)
+        teacher = teacher.to(self.device).float()
+        criterion = DistillLoss(self.criterion, model, teacher, self.args.dis)
+        self.loss_names = (*self.loss_names, "distill")  # its own column in results.csv, TensorBoard and compare
+        LOGGER.info(f"Distilling from {path} ({sum(p.numel() for p in teacher.parameters()):,} parameters), "
+                    f"dis={self.args.dis}")
+        return criterion
+
+    def _setup_optimization(self) -> None:
+        super()._setup_optimization()
+        if self.args.distill_model:  # the projector learns with the student, on the same schedule
+            lr = self.optimizer.param_groups[0]["initial_lr"]
+            self.optimizer.add_param_group({"params": list(self.criterion.proj.parameters()), "lr": lr,
+                                            "initial_lr": lr, "weight_decay": 0.0, "name": "distill"})
+            self.scheduler.base_lrs.append(lr)
+            self.scheduler.lr_lambdas.append(self.lf)
+
+    def optimizer_step(self) -> None:
+        if self.args.distill_model and self.world_size > 1:  # the projector is not DDP's: average its gradients
+            from ultralytics.utils import dist
+
+            params = list(self.criterion.proj.parameters())
+            for p in params:
+                if p.grad is None:  # every rank all-reduces the same tensors
+                    p.grad = torch.zeros_like(p)
+            dist.average_gradients(params)
+        super().optimizer_step()
+
+    def checkpoint(self, epoch: int, row: dict) -> dict:
+        ckpt = super().checkpoint(epoch, row)
+        if self.args.distill_model:  # the student only, plus the projector for an exact resume
+            proj = self.criterion.proj.state_dict()
+            ckpt["distill_projector"] = {k: v.detach().clone().cpu() for k, v in proj.items()}
+        return ckpt
+
+    def _load_resume_state(self) -> None:
+        super()._load_resume_state()
+        if self.args.distill_model and "distill_projector" in self.resume_ckpt:
+            self.criterion.proj.load_state_dict(self.resume_ckpt["distill_projector"])
 
     def wrap_model(self, model: DetectionModel) -> tuple:
         """(the model to train: DDP-wrapped under torchrun, the callable of a step: torch.compile'd if asked)."""

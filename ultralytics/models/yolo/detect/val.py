@@ -33,7 +33,7 @@ class DetectionValidator:
 
     Returns DetMetrics: `.box.map`, `.box.map50`, `.box.mp`, `.box.mr`, `.box.maps`, `.results_dict`, `.speed`
     (ms per image), and `.coco` (COCOeval numbers when save_json=True and pycocotools is installed, else None).
-    During training `self.loss` accumulates the (box, cls, dfl) validation losses over the batches.
+    During training `self.loss` accumulates the validation loss items (trainer.loss_names) over the batches.
     """
 
     def __init__(self, dataloader=None, save_dir: Path | None = None, args=None, overrides: dict | None = None,
@@ -149,7 +149,7 @@ class DetectionValidator:
             model = trainer.ema.ema if trainer.ema else trainer.model
             head_state = self._set_head(model)  # restored below: the trained model is left as it was
             half = trainer.amp
-            self.loss = torch.zeros(3, device=self.device)
+            self.loss = torch.zeros(len(trainer.loss_names), device=self.device)
         else:
             if model is None:
                 raise UserError("DetectionValidator needs a model or a trainer")
