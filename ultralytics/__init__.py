@@ -8,7 +8,7 @@ __all__ = ["YOLO", "__version__"]
 def __getattr__(name):
     """Import the YOLO facade lazily, so that `import ultralytics.utils` stays light."""
     if name == "YOLO":
-        from ultralytics.engine.model import YOLO
+        from ultralytics.models.yolo import YOLO
 
         return YOLO
     raise AttributeError(f"module 'ultralytics' has no attribute {name!r}")

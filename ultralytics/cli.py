@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
     "benchmark": "ultralytics.analysis.benchmark:main",
     "dataset": "ultralytics.data.convert:main",
     "profile": "ultralytics.analysis.profile:main",
-    "tune": "ultralytics.engine.tune_cli:main",
+    "tune": "ultralytics.tune_cli:main",
     "yaml": "ultralytics.nn.yaml_edit:main",
 }
 
