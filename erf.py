@@ -14,11 +14,9 @@ larger = a larger ERF) and erf.npz (the raw maps). Any setting can be overridden
 import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py: OpenMP threads that spin slow small CPUs
-
-from ultralytics.analysis import erf  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
-from ultralytics.utils import UserError  # noqa: E402
+from ultralytics.analysis import erf
+from ultralytics.cfg import parse_key_value_args
+from ultralytics.utils import UserError
 
 MODEL = "yolov10n.yaml"  # a model YAML (untrained) or a checkpoint, e.g. runs/train/exp/weights/best.pt
 MODEL2 = "yolov10n-LSKA.yaml"  # a second model shown beside the first (None: one model)

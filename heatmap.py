@@ -12,11 +12,9 @@ an overlay the size of the original (boxes on top, a colour bar at the right edg
 import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py: OpenMP threads that spin slow small CPUs
-
-from ultralytics.analysis import heatmap  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
-from ultralytics.utils import UserError  # noqa: E402
+from ultralytics.analysis import heatmap
+from ultralytics.cfg import parse_key_value_args
+from ultralytics.utils import UserError
 
 MODEL = "runs/train/exp/weights/best.pt"  # a checkpoint or a model YAML (YAML = untrained weights)
 SOURCE = "datasets/shapes/images/val"  # an image, a folder or a glob

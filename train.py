@@ -5,15 +5,10 @@ Swap MODEL for yolov10n.yaml / yolov10n-PSALSKA.yaml, run again, and compare wha
 (`python compare.py runs/train/*`).
 """
 
-import os
 import sys
 
-# On a small CPU machine, OpenMP threads that spin while waiting fight the dataloader workers for the
-# cores; passive waiting keeps training fast there. Set before torch is imported; yours wins if set.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ultralytics import YOLO  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
+from ultralytics import YOLO
+from ultralytics.cfg import parse_key_value_args
 
 MODEL = "ultralytics/cfg/models/v10/yolov10n-LSKA.yaml"  # the model YAML to train
 DATA = "shapes.yaml"  # the built-in dataset (made offline on first use), or 'path/to/your/data.yaml'
