@@ -11,12 +11,11 @@ in <run>/labels/<name>.txt.
 YOLOv10 needs no NMS: its one-to-one head gives each object one box.
 """
 
-import sys
 from pathlib import Path
 
 from ultralytics import YOLO
 from ultralytics.cfg import parse_key_value_args
-from ultralytics.utils import UserError
+from ultralytics.cli import run_script
 from ultralytics.utils.checks import weights_from_args
 
 WEIGHTS = "runs/train/exp/weights/best.pt"  # the model to use (best.pt of a training run)
@@ -49,7 +48,4 @@ def main(argv: list) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except UserError as e:
-        sys.exit(f"ERROR: {e}")
+    run_script(main)

@@ -11,11 +11,9 @@ it also writes predictions.json and ground_truth.json (COCO format) and, when py
 prints COCOeval's mAP beside ours.
 """
 
-import sys
-
 from ultralytics import YOLO
 from ultralytics.cfg import parse_key_value_args
-from ultralytics.utils import UserError
+from ultralytics.cli import run_script
 from ultralytics.utils.checks import weights_from_args
 
 WEIGHTS = "runs/train/exp/weights/best.pt"  # the model to validate (best.pt of a training run)
@@ -48,7 +46,4 @@ def main(argv: list) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except UserError as e:
-        sys.exit(f"ERROR: {e}")
+    run_script(main)

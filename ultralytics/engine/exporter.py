@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from ultralytics.utils import LOGGER, UserError, colorstr
-from ultralytics.utils.checks import EXPORT_PIP, require  # noqa: F401 (EXPORT_PIP: re-exported)
+from ultralytics.utils.checks import EXPORT_PIP, get_setting, require  # noqa: F401 (EXPORT_PIP: re-exported)
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 NMS_UNSUPPORTED = ("export with nms=True is not supported: the exported graph holds YOLOv10's NMS-free one-to-one "
@@ -224,8 +224,7 @@ def _model_name(model: nn.Module) -> str:
 
 
 def _train_data(model: nn.Module) -> str | None:
-    args = getattr(model, "args", None) or {}
-    data = args.get("data") if isinstance(args, dict) else getattr(args, "data", None)
+    data = get_setting(getattr(model, "args", None), "data")
     return str(data) if data else None
 
 

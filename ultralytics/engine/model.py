@@ -14,6 +14,7 @@ from ultralytics.nn.transfer import transfer_weights
 from ultralytics.nn.weights import load_model, save_model
 from ultralytics.utils import LOGGER, UserError
 from ultralytics.utils.callbacks import Callbacks
+from ultralytics.utils.checks import get_setting
 
 
 class Model:
@@ -147,9 +148,9 @@ class Model:
         data, imgsz and single_cls default to the values the checkpoint was trained with (as upstream).
         Metrics: .box.map, .box.map50, .box.mp, .box.mr, .box.maps, .results_dict, .speed, .coco.
         """
-        train_args = getattr(self.model, "args", None) or {}
-        train_args = train_args if isinstance(train_args, dict) else vars(train_args)
-        inherited = {k: train_args[k] for k in ("data", "imgsz", "single_cls") if train_args.get(k) is not None}
+        train_args = getattr(self.model, "args", None)
+        inherited = {k: get_setting(train_args, k) for k in ("data", "imgsz", "single_cls")}
+        inherited = {k: v for k, v in inherited.items() if v is not None}
         self._check_exported(kwargs)
         validator = self._smart_load("validator")(overrides={**inherited, **kwargs}, callbacks=self.callbacks,
                                                   cache=self.inference_cache)
@@ -200,10 +201,9 @@ class Model:
         from ultralytics.engine.exporter import Exporter
 
         self._needs_pytorch("export()")
-        train_args = getattr(self.model, "args", None) or {}
-        train_args = train_args if isinstance(train_args, dict) else vars(train_args)
-        if "imgsz" not in kwargs and isinstance(train_args.get("imgsz"), int):
-            kwargs["imgsz"] = train_args["imgsz"]  # the size it was trained at, as upstream
+        imgsz = get_setting(getattr(self.model, "args", None), "imgsz")
+        if "imgsz" not in kwargs and isinstance(imgsz, int):
+            kwargs["imgsz"] = imgsz  # the size it was trained at, as upstream
         return Exporter(kwargs, callbacks=self.callbacks)(self.model, self.ckpt_path)
 
     def benchmark(self, **kwargs):

@@ -126,3 +126,10 @@ def require(module: str, purpose: str, pip: str = EXPORT_PIP):
         return importlib.import_module(module)
     except ImportError:
         raise UserError(f"{purpose} needs the '{module}' package, which is not installed: {pip}") from None
+
+
+def get_setting(args, key: str, default=None):
+    """One setting from a dict (a checkpoint's train_args), a namespace (merged settings) or None: `default` when
+    it is absent or None."""
+    value = args.get(key) if isinstance(args, dict) else getattr(args, key, None)
+    return default if value is None else value

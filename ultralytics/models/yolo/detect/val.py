@@ -47,9 +47,9 @@ class DetectionValidator(BaseValidator):
         """args.data, else the data the model was trained with, resolved (single_cls: one class 'item')."""
         from ultralytics.data import check_det_dataset
 
-        train_args = getattr(model, "args", None) or {}
-        data = self.args.data or (train_args.get("data") if isinstance(train_args, dict) else
-                                  getattr(train_args, "data", None))
+        from ultralytics.utils.checks import get_setting
+
+        data = self.args.data or get_setting(getattr(model, "args", None), "data")
         if not data:
             raise UserError("val needs a dataset: pass data='path/to/data.yaml' (or a model trained with one)")
         data = check_det_dataset(data)
