@@ -189,3 +189,18 @@ def test_scripts_share_the_entry(tmp_path):
         run_script(main, ["a=1"])
     out = subprocess.run([sys.executable, "erf.py", "bogus=1"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "ERROR: unknown setting 'bogus' for erf.py" in out.stderr
+
+
+def test_predict_settings_are_merged_once_per_distinct_overrides(facade, monkeypatch):
+    import ultralytics.cfg as cfg
+
+    calls = []
+    original = cfg.get_cfg
+    monkeypatch.setattr(cfg, "get_cfg", lambda *a, **k: calls.append(k.get("overrides")) or original(*a, **k))
+    for _ in range(3):
+        facade.predict(_im(), imgsz=64, verbose=False)
+    assert len(calls) == 1 and calls[0]["imgsz"] == 64
+    (r,) = facade.predict(_im(), imgsz=64, conf=0.99, verbose=False)  # other settings: merged (and checked) again
+    assert len(calls) == 2 and len(r) == 0
+    with pytest.raises(UserError, match="conf"):
+        facade.predict(_im(), imgsz=64, conf=7, verbose=False)

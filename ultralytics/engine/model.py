@@ -43,6 +43,7 @@ class Model:
         self.metrics = None
         self.callbacks = Callbacks()  # run by every train, val, predict and export of this object
         self.inference_cache: dict = {}  # the prepared inference model (see nn/backend.py prepare_inference_model)
+        self._settings_cache: dict = {}  # mode -> (overrides key, merged settings): a predict loop validates once
         model = str(model)
         suffix = Path(model).suffix.lower()
         if suffix in (".yaml", ".yml"):
@@ -171,10 +172,31 @@ class Model:
         self._check_exported(kwargs)
         if self.exported and "imgsz" not in kwargs:
             kwargs["imgsz"] = self.model.imgsz  # the size it was exported at
-        predictor = self._smart_load("predictor")(overrides=kwargs, callbacks=self.callbacks, cache=self.inference_cache)
+        predictor = self._smart_load("predictor")(overrides=kwargs, callbacks=self.callbacks, cache=self.inference_cache,
+                                                  args=self._settings("predict", kwargs))
         return predictor(source=source, model=self.model, stream=stream)
 
     __call__ = predict
+
+    def _settings(self, mode: str, overrides: dict):
+        """cfg/default.yaml <- overrides for `mode`, merged and validated once per distinct overrides (a copy each
+        call); None (the caller merges) when the overrides name a cfg file, which may change between calls, or
+        hold values that are not plain data."""
+        import copy
+        import json
+
+        from ultralytics.cfg import get_cfg
+
+        if "cfg" in overrides:
+            return None
+        try:
+            key = json.dumps(overrides, sort_keys=True)
+        except (TypeError, ValueError):
+            return None
+        hit = self._settings_cache.get(mode)
+        if hit is None or hit[0] != key:
+            hit = self._settings_cache[mode] = (key, get_cfg(overrides={"mode": mode, **overrides}))
+        return copy.copy(hit[1])
 
     def tune(self, data=None, epochs: int | None = None, iterations: int = 50, space=None, storage: str | None = None,
              study: str | None = None, prune: bool = True, **kwargs):

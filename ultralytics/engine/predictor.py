@@ -26,16 +26,17 @@ class BasePredictor:
     Files: with save=True annotated images go to project/name (runs/detect/predict, then predict2, ...); with
     save_txt=True label lines go to <save dir>/labels/<stem>.txt. In Python, save defaults to False unless passed
     (as upstream, so `model.predict(img)` writes nothing); predict.py passes save=True.
-    `cache`: the caller's dict that keeps the prepared model between calls (nn/backend.py prepare_inference_model).
+    `cache`: the caller's dict that keeps the prepared model between calls (nn/backend.py prepare_inference_model);
+    `args`: the merged settings when the caller has them already (the overrides then only say whether save was given).
     """
 
-    def __init__(self, overrides: dict | None = None, callbacks=None, cache: dict | None = None):
+    def __init__(self, overrides: dict | None = None, callbacks=None, cache: dict | None = None, args=None):
         from ultralytics.cfg import get_cfg
         from ultralytics.utils.callbacks import Callbacks
 
         overrides = dict(overrides or {})
         self.explicit_save = "save" in overrides
-        self.args = get_cfg(overrides={"mode": "predict", **overrides})
+        self.args = args if args is not None else get_cfg(overrides={"mode": "predict", **overrides})
         self.save_dir: Path | None = None
         self.device = None
         self.model = None
