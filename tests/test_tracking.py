@@ -39,10 +39,11 @@ def recorded_run(tiny_data, tmp_path_factory):
 
 def test_events_fire_in_order_and_count(recorded_run):
     _, seen, _ = recorded_run
+    val = ["on_val_start", "on_val_batch_start", "on_val_batch_end", "on_val_end"]  # 8 val images: one batch of 8
     epoch = (["on_train_epoch_start"] + ["on_train_batch_start", "on_train_batch_end"] * 4 + ["on_train_epoch_end"]
-             + ["on_val_start", "on_val_end", "on_model_save", "on_fit_epoch_end"])
+             + val + ["on_model_save", "on_fit_epoch_end"])
     expected = (["on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_start"] + epoch * 2
-                + ["on_val_start", "on_val_end", "on_train_end"])  # the final validation of best.pt
+                + val + ["on_train_end"])  # the final validation of best.pt
     assert seen == expected
 
 
