@@ -155,8 +155,9 @@ def test_get_setting_from_dict_namespace_or_none():
     assert get_setting(None, "data", "x") == "x" and get_setting({"data": None}, "data", 3) == 3
 
 
-def _python(code: str, env_extra: dict | None = None, drop: tuple = ("OMP_WAIT_POLICY",)) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in drop}
+def _python(code: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter with OMP_WAIT_POLICY unset (plus env_extra)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env.update(PYTHONPATH=str(REPO), **(env_extra or {}))
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 

@@ -135,7 +135,8 @@ class Model:
                                 "YOLO('runs/train/exp/weights/last.pt').train(resume=True)")
             kwargs["resume"] = self.ckpt_path
         self.inference_cache.clear()  # the weights change
-        trainer = self._smart_load("trainer")(overrides={"model": self.cfg, **kwargs}, model=self.model, callbacks=self.callbacks)
+        trainer = self._smart_load("trainer")(overrides={"model": self.cfg, **kwargs}, model=self.model,
+                                              callbacks=self.callbacks)
         trainer.train()
         self.model = trainer.best_model() or self.model
         self.metrics = trainer.metrics
@@ -172,8 +173,8 @@ class Model:
         self._check_exported(kwargs)
         if self.exported and "imgsz" not in kwargs:
             kwargs["imgsz"] = self.model.imgsz  # the size it was exported at
-        predictor = self._smart_load("predictor")(overrides=kwargs, callbacks=self.callbacks, cache=self.inference_cache,
-                                                  args=self._settings("predict", kwargs))
+        predictor = self._smart_load("predictor")(overrides=kwargs, callbacks=self.callbacks,
+                                                  cache=self.inference_cache, args=self._settings("predict", kwargs))
         return predictor(source=source, model=self.model, stream=stream)
 
     __call__ = predict
