@@ -9,14 +9,11 @@ over `timed_runs` forward passes (CUDA synchronised around each); the table goes
 runs/benchmark/expN/benchmark.csv with params and GFLOPs of the inference graph. Time on an idle machine.
 """
 
-import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train.py; set before torch is imported
-
-from ultralytics.analysis.benchmark import benchmark  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
-from ultralytics.utils import UserError  # noqa: E402
+from ultralytics.analysis.benchmark import benchmark
+from ultralytics.cfg import parse_key_value_args
+from ultralytics.utils import UserError
 
 MODELS = [  # compared side by side; YAMLs time random weights, which run exactly as fast as trained ones
     "ultralytics/cfg/models/v10/yolov10n.yaml",

@@ -13,12 +13,9 @@ page: tables, curves, cost and latency, AP per size, and the ERF with --erf runs
 docs/06-comparing-runs.md and docs/08-is-my-module-helping.md.
 """
 
-import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py: faster CPU training with --train
-
-from ultralytics.compare import main  # noqa: E402
+from ultralytics.compare import main
 
 if __name__ == "__main__":
     sys.exit(main())

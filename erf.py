@@ -11,14 +11,8 @@ larger = a larger ERF) and erf.npz (the raw maps). Any setting can be overridden
     python erf.py layers=[10,16] device=0
 """
 
-import os
-import sys
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py: OpenMP threads that spin slow small CPUs
-
-from ultralytics.analysis import erf  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
-from ultralytics.utils import UserError  # noqa: E402
+from ultralytics.analysis import erf
+from ultralytics.cli import run_script, script_settings
 
 MODEL = "yolov10n.yaml"  # a model YAML (untrained) or a checkpoint, e.g. runs/train/exp/weights/best.pt
 MODEL2 = "yolov10n-LSKA.yaml"  # a second model shown beside the first (None: one model)
@@ -40,20 +34,9 @@ SETTINGS = dict(
 
 
 def main(argv: list) -> dict:
-    overrides = parse_key_value_args(argv)
-    unknown = [k for k in overrides if k not in SETTINGS]
-    if unknown:
-        raise UserError(f"unknown setting {unknown[0]!r} for erf.py; settings: {', '.join(SETTINGS)}")
-    settings = {**SETTINGS, **overrides}
-    if settings["source"] == SOURCE and not os.path.isdir(SOURCE):
-        from ultralytics.data import ensure_builtin_dataset
-
-        settings["source"] = str(ensure_builtin_dataset() / "images" / "val")  # made offline in a few seconds
+    settings = script_settings("erf.py", SETTINGS, argv, builtin_source=SOURCE)
     return erf.run(**settings)
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except UserError as e:
-        sys.exit(f"ERROR: {e}")
+    run_script(main)

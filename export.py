@@ -10,15 +10,10 @@ beside the weights (best.pt -> best.onnx / best.torchscript) and runs with `YOLO
 or `.val(...)`. ONNX needs `pip install -r requirements-export.txt`.
 """
 
-import os
-import sys
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train.py; set before torch is imported
-
-from ultralytics import YOLO  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
-from ultralytics.utils import UserError  # noqa: E402
-from ultralytics.utils.checks import weights_from_args  # noqa: E402
+from ultralytics import YOLO
+from ultralytics.cfg import parse_key_value_args
+from ultralytics.cli import run_script
+from ultralytics.utils.checks import weights_from_args
 
 WEIGHTS = "runs/train/exp/weights/best.pt"  # the model to export (best.pt of a training run)
 
@@ -42,7 +37,4 @@ def main(argv: list) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except UserError as e:
-        sys.exit(f"ERROR: {e}")
+    run_script(main)

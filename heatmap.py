@@ -10,13 +10,10 @@ an overlay the size of the original (boxes on top, a colour bar at the right edg
 """
 
 import os
-import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py: OpenMP threads that spin slow small CPUs
-
-from ultralytics.analysis import heatmap  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
-from ultralytics.utils import UserError  # noqa: E402
+from ultralytics.analysis import heatmap
+from ultralytics.cli import run_script, script_settings
+from ultralytics.utils import UserError
 
 MODEL = "runs/train/exp/weights/best.pt"  # a checkpoint or a model YAML (YAML = untrained weights)
 SOURCE = "datasets/shapes/images/val"  # an image, a folder or a glob
@@ -38,15 +35,7 @@ SETTINGS = dict(
 
 
 def main(argv: list) -> list:
-    overrides = parse_key_value_args(argv)
-    unknown = [k for k in overrides if k not in SETTINGS]
-    if unknown:
-        raise UserError(f"unknown setting {unknown[0]!r} for heatmap.py; settings: {', '.join(SETTINGS)}")
-    settings = {**SETTINGS, **overrides}
-    if settings["source"] == SOURCE and not os.path.isdir(SOURCE):
-        from ultralytics.data import ensure_builtin_dataset
-
-        settings["source"] = str(ensure_builtin_dataset() / "images" / "val")  # made offline in a few seconds
+    settings = script_settings("heatmap.py", SETTINGS, argv, builtin_source=SOURCE)
     if settings["model"] == MODEL and not os.path.isfile(MODEL):
         raise UserError(f"{MODEL} does not exist yet: train first (python train.py), or give model=yolov10n-LSKA.yaml "
                         f"for untrained weights")
@@ -54,7 +43,4 @@ def main(argv: list) -> list:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except UserError as e:
-        sys.exit(f"ERROR: {e}")
+    run_script(main)

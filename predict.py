@@ -11,18 +11,12 @@ in <run>/labels/<name>.txt.
 YOLOv10 needs no NMS: its one-to-one head gives each object one box.
 """
 
-import os
-import sys
 from pathlib import Path
 
-# On a small CPU machine, OpenMP threads that spin while waiting slow everything down when the cores
-# are shared; passive waiting keeps inference fast there. Set before torch is imported; yours wins if set.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ultralytics import YOLO  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
-from ultralytics.utils import UserError  # noqa: E402
-from ultralytics.utils.checks import weights_from_args  # noqa: E402
+from ultralytics import YOLO
+from ultralytics.cfg import parse_key_value_args
+from ultralytics.cli import run_script
+from ultralytics.utils.checks import weights_from_args
 
 WEIGHTS = "runs/train/exp/weights/best.pt"  # the model to use (best.pt of a training run)
 SOURCE = "datasets/shapes/images/val"  # the built-in dataset's val images, or your images
@@ -54,7 +48,4 @@ def main(argv: list) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except UserError as e:
-        sys.exit(f"ERROR: {e}")
+    run_script(main)

@@ -6,18 +6,12 @@ Swap MODEL for yolov10n.yaml / yolov10n-PSALSKA.yaml, run again, and compare wha
 each fold into runs/train/<name>-fold<k> and prints mean ± std of mAP50 and mAP50-95.
 """
 
-import copy
-import os
 import sys
 
-# On a small CPU machine, OpenMP threads that spin while waiting fight the dataloader workers for the
-# cores; passive waiting keeps training fast there. Set before torch is imported; yours wins if set.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ultralytics import YOLO  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
-from ultralytics.data.convert.folds import fold_yamls  # noqa: E402
-from ultralytics.engine.kfold import train_folds  # noqa: E402
+from ultralytics import YOLO
+from ultralytics.cfg import parse_key_value_args
+from ultralytics.data.convert.folds import fold_yamls
+from ultralytics.engine.kfold import train_folds
 
 MODEL = "ultralytics/cfg/models/v10/yolov10n-LSKA.yaml"  # the model YAML to train
 DATA = "shapes.yaml"  # the built-in dataset (made offline on first use), or 'path/to/your/data.yaml'

@@ -6,13 +6,10 @@ so running the same command again continues it. Any setting can be overridden on
 `python train.py cfg=runs/tune/<study>/best_hyperparameters.yaml`. See docs/12-tracking-and-tuning.md.
 """
 
-import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as in train.py: set before torch is imported
-
-from ultralytics import YOLO  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
+from ultralytics import YOLO
+from ultralytics.cfg import parse_key_value_args
 
 MODEL = "ultralytics/cfg/models/v10/yolov10n-LSKA.yaml"  # the model YAML whose training is tuned
 DATA = "shapes.yaml"  # the built-in dataset (made offline on first use), or 'path/to/your/data.yaml'

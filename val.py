@@ -11,17 +11,10 @@ it also writes predictions.json and ground_truth.json (COCO format) and, when py
 prints COCOeval's mAP beside ours.
 """
 
-import os
-import sys
-
-# On a small CPU machine, OpenMP threads that spin while waiting fight the dataloader workers for the
-# cores; passive waiting keeps inference fast there. Set before torch is imported; yours wins if set.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ultralytics import YOLO  # noqa: E402
-from ultralytics.cfg import parse_key_value_args  # noqa: E402
-from ultralytics.utils import UserError  # noqa: E402
-from ultralytics.utils.checks import weights_from_args  # noqa: E402
+from ultralytics import YOLO
+from ultralytics.cfg import parse_key_value_args
+from ultralytics.cli import run_script
+from ultralytics.utils.checks import weights_from_args
 
 WEIGHTS = "runs/train/exp/weights/best.pt"  # the model to validate (best.pt of a training run)
 DATA = "shapes.yaml"  # the built-in dataset, or 'path/to/your/data.yaml'
@@ -53,7 +46,4 @@ def main(argv: list) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except UserError as e:
-        sys.exit(f"ERROR: {e}")
+    run_script(main)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
@@ -11,20 +10,9 @@ import yaml
 
 from ultralytics.cfg import (IterableSimpleNamespace, cfg2dict, check_imgsz, get_cfg, load_cfg_schema, load_default_cfg,
                              parse_key_value_args)
-from ultralytics.utils import DEFAULT_CFG_PATH, LOGGER, ROOT, UserError
+from ultralytics.utils import DEFAULT_CFG_PATH, ROOT, UserError
 from ultralytics.utils.checks import check_file, check_suffix, check_version, check_yaml, print_args
 from ultralytics.utils.torch_utils import OPTIMIZERS
-
-
-@pytest.fixture
-def logs():
-    """Collect the package logger's messages (it does not propagate to the root logger)."""
-    records: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda r: records.append(r.getMessage())
-    LOGGER.addHandler(handler)
-    yield records
-    LOGGER.removeHandler(handler)
 
 
 REQUIRED = {
@@ -126,7 +114,7 @@ def test_lenient_coercions(key, value, out):
     assert got == out and type(got) is type(out)
 
 
-def test_get_cfg_sources_dict_namespace_and_yaml(tmp_path, logs):
+def test_get_cfg_sources_dict_namespace_and_yaml(tmp_path, log_messages):
     partial = get_cfg({"epochs": 5})
     assert partial.epochs == 5 and partial.batch == 16  # a partial dict is completed from the defaults
     again = get_cfg(partial, {"batch": 8})
@@ -142,7 +130,7 @@ def test_get_cfg_sources_dict_namespace_and_yaml(tmp_path, logs):
     with pytest.raises(UserError, match="not found"):
         get_cfg(tmp_path / "missing.yaml")
     assert get_cfg(overrides={"label_smoothing": 0.1}).label_smoothing == 0.1
-    assert any("'label_smoothing' is deprecated" in m for m in logs)
+    assert any("'label_smoothing' is deprecated" in m for m in log_messages)
 
 
 def test_iterable_simple_namespace():
@@ -155,11 +143,11 @@ def test_iterable_simple_namespace():
 
 
 # ----------------------------------------------------------------------------------------------- check_imgsz
-def test_check_imgsz_rounds_up_with_warning(logs):
+def test_check_imgsz_rounds_up_with_warning(log_messages):
     assert check_imgsz(330, stride=32) == 352
-    assert any("330" in m and "352" in m for m in logs)
-    logs.clear()
-    assert check_imgsz(640) == 640 and not logs
+    assert any("330" in m and "352" in m for m in log_messages)
+    log_messages.clear()
+    assert check_imgsz(640) == 640 and not log_messages
     assert check_imgsz([330, 640]) == [352, 640]
     assert check_imgsz(640, min_dim=2) == [640, 640]
     assert check_imgsz(100, stride=64) == 128 and check_imgsz(640.0) == 640
@@ -203,7 +191,7 @@ def test_check_file_search_and_errors(tmp_path, monkeypatch):
         check_file("")
 
 
-def test_check_suffix_and_version(logs):
+def test_check_suffix_and_version(log_messages):
     check_suffix("a.PT", ".pt")
     check_suffix(["a.pt", "b.pth"], (".pt", ".pth"))
     with pytest.raises(UserError, match="'.onnx' is not accepted"):
@@ -217,4 +205,4 @@ def test_check_suffix_and_version(logs):
     def fn(a, b=2):
         return print_args()
 
-    assert fn(1).endswith("a=1, b=2") and any("fn" in m for m in logs)
+    assert fn(1).endswith("a=1, b=2") and any("fn" in m for m in log_messages)

@@ -1,4 +1,5 @@
-"""The package's import graph has no cycle, counting imports inside functions (DESIGN.md, 'import graph').
+"""The package's import graph has no cycle and its imports never run up a layer, counting imports inside
+functions (the layers are read from docs/architecture.md; DESIGN.md, 'import graph').
 
 Every module under ultralytics/ is parsed with `ast` (nothing is imported). An edge A -> B means A imports
 B somewhere: at module level, inside a function or under `if TYPE_CHECKING` alike. Relative imports are
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+ARCHITECTURE = REPO / "docs" / "architecture.md"  # the design note that states the layers
 
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
@@ -147,3 +149,53 @@ def test_two_module_cycle_is_named(tmp_path):
     _write(tmp_path / "bad", {"__init__.py": "from ... import z\n"})
     with pytest.raises(ValueError, match="beyond the top-level package"):
         import_graph(tmp_path / "bad", "bad")
+
+
+def read_layers(doc: Path) -> dict[str, int]:
+    """{top-level name under the package: layer index, 0 lowest} from the doc's 'Layers, lowest first:' line."""
+    lines = [ln for ln in doc.read_text(encoding="utf-8").splitlines() if ln.startswith("Layers, lowest first:")]
+    assert len(lines) == 1, f"{doc} must state the layers on one line starting 'Layers, lowest first:'"
+    groups = lines[0].split(":", 1)[1].split("<")
+    return {name.strip(): i for i, group in enumerate(groups) for name in group.split(",")}
+
+
+def layer_of(module: str, layers: dict[str, int]) -> int:
+    """The layer of a dotted module name: that of its first component under the package ('__init__' for the
+    package itself). A name the doc does not list is an error, so a new package must be placed."""
+    parts = module.split(".")
+    key = parts[1] if len(parts) > 1 else "__init__"
+    if key not in layers:
+        raise KeyError(f"{module}: '{key}' has no layer in {ARCHITECTURE.name}; add it to the 'Layers' line")
+    return layers[key]
+
+
+def upward_imports(graph: dict[str, set[str]], layers: dict[str, int]) -> list[tuple[str, str]]:
+    """(importer, imported) for every edge that points to a higher layer."""
+    return sorted((a, b) for a, targets in graph.items() for b in targets if layer_of(b, layers) > layer_of(a, layers))
+
+
+def test_imports_never_run_up_a_layer():
+    """utils, cfg < nn, data < engine, analysis < models < compare, cli and the scripts (docs/architecture.md)."""
+    layers = read_layers(ARCHITECTURE)
+    assert [layers[k] for k in ("utils", "nn", "data", "engine", "models", "cli")] == [0, 1, 1, 2, 3, 4]
+    graph = import_graph(REPO / "ultralytics", "ultralytics")
+    assert upward_imports(graph, layers) == []
+    # the moves that made it so: the facade over the engine's Model, and the helpers the runners need
+    assert "ultralytics.engine.model" in graph["ultralytics.models.yolo.model"]
+    assert not {m for m in graph["ultralytics.nn.backend"] if m.startswith("ultralytics.engine")}
+    assert "ultralytics.utils.checks" in graph["ultralytics.nn.backend"]
+    assert {"ultralytics.engine.validator", "ultralytics.engine.predictor"} <= (
+        graph["ultralytics.models.yolo.detect.val"] | graph["ultralytics.models.yolo.detect.predict"])
+
+
+def test_upward_import_inside_a_function_is_found(tmp_path):
+    _write(tmp_path / "pkg", {"__init__.py": "", "low/__init__.py": "", "high/__init__.py": "",
+                              "low/a.py": "def f():\n    from pkg.high.b import g\n",  # up, inside a function
+                              "high/b.py": "from pkg.low import a\n"})  # down: allowed
+    (tmp_path / "doc.md").write_text("Layers, lowest first: low < high, __init__\n", encoding="utf-8")
+    layers = read_layers(tmp_path / "doc.md")
+    graph = import_graph(tmp_path / "pkg", "pkg")
+    assert upward_imports(graph, layers) == [("pkg.low.a", "pkg.high"), ("pkg.low.a", "pkg.high.b")]
+    (tmp_path / "doc.md").write_text("Layers, lowest first: high < low, __init__\n", encoding="utf-8")
+    assert upward_imports(graph, read_layers(tmp_path / "doc.md")) == [("pkg.high.b", "pkg.low"),
+                                                                         ("pkg.high.b", "pkg.low.a")]

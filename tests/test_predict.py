@@ -57,7 +57,13 @@ def facade():
 @pytest.fixture
 def model(facade):
     facade.model.mode, facade.model.shapes = "fixed", []
+    facade.inference_cache.clear()  # the next predict prepares (copies) the model as just set
     return facade
+
+
+def prepared(facade):
+    """The prepared copy that predict ran (the facade's cached inference model)."""
+    return facade.inference_cache["model"]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +85,7 @@ def test_fixed_letterboxed_box_maps_back_to_original(model):
     """
     im = np.full((200, 300, 3), 60, np.uint8)
     (r,) = model.predict(im, imgsz=320, verbose=False)
-    assert model.model.shapes == [(1, 3, 224, 320)]
+    assert prepared(model).shapes == [(1, 3, 224, 320)]
     assert r.orig_shape == (200, 300) and r.names == {0: "a", 1: "b"} and len(r) == 1
     assert r.boxes.xyxy[0].tolist() == pytest.approx([30, 29.9065, 150, 104.6729], abs=1e-3)
     assert r.boxes.conf.tolist() == pytest.approx([0.9]) and r.boxes.cls.tolist() == [1.0]
@@ -92,6 +98,7 @@ def test_fixed_letterboxed_box_maps_back_to_original(model):
 @pytest.mark.parametrize("batch", [1, 4])
 def test_relative_box_maps_back_in_mixed_batches(model, folder, batch):
     model.model.mode = "relative"
+    model.inference_cache.clear()
     res = model.predict(str(folder), imgsz=128, batch=batch, verbose=False)
     assert [r.path.rsplit("/", 1)[-1] for r in res] == ["im0.png", "im1.png", "im2.png", "im3.png"]
     for r in res:
@@ -100,9 +107,9 @@ def test_relative_box_maps_back_in_mixed_batches(model, folder, batch):
         assert r.boxes.xyxy[0].tolist() == pytest.approx([FRACTIONS[0] * w, FRACTIONS[1] * h, FRACTIONS[2] * w,
                                                           FRACTIONS[3] * h], abs=1.0)
     if batch == 4:
-        assert model.model.shapes == [(4, 3, 128, 128)]  # mixed shapes: one letterbox that holds them all
+        assert prepared(model).shapes == [(4, 3, 128, 128)]  # mixed shapes: one letterbox that holds them all
     else:
-        assert model.model.shapes == [(1, 3, 96, 128), (1, 3, 128, 96), (1, 3, 128, 128), (1, 3, 96, 128)]
+        assert prepared(model).shapes == [(1, 3, 96, 128), (1, 3, 128, 96), (1, 3, 128, 128), (1, 3, 96, 128)]
 
 
 def test_sources_folder_glob_list_array(model, folder, capsys):
@@ -145,6 +152,7 @@ def test_save_dirs_and_txt(model, folder, tmp_path, monkeypatch, capsys):
 
 def test_conf_classes_max_det(model):
     model.model.mode = "relative"
+    model.inference_cache.clear()
     im = np.full((64, 64, 3), 30, np.uint8)
     assert len(model.predict(im, imgsz=64, conf=0.05, verbose=False)[0]) == 2
     assert model.predict(im, imgsz=64, conf=0.05, classes=[1], verbose=False)[0].boxes.cls.tolist() == [1.0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import logging
 import math
 import multiprocessing as mp
 import os
@@ -18,7 +17,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ultralytics.utils import LOGGER, UserError
+from ultralytics.utils import UserError
 from ultralytics.utils import files as files_mod
 from ultralytics.utils.files import (FileWriteError, atomic_torch_save, atomic_write_bytes, atomic_write_text,
                                      check_writable, file_size, increment_path)
@@ -26,17 +25,6 @@ from ultralytics.utils.torch_utils import (EarlyStopping, ModelEMA, amp_allowed,
                                            de_parallel, get_num_gradients, get_num_params, init_seeds, is_parallel,
                                            lr_lambda, make_grad_scaler, one_cycle, select_device, time_sync,
                                            torch_distributed_zero_first)
-
-
-@pytest.fixture
-def logs():
-    """Collect the package logger's messages (it does not propagate to the root logger)."""
-    records: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda r: records.append(r.getMessage())
-    LOGGER.addHandler(handler)
-    yield records
-    LOGGER.removeHandler(handler)
 
 
 def small_model() -> nn.Sequential:
@@ -47,10 +35,10 @@ def small_model() -> nn.Sequential:
 
 # ----------------------------------------------------------------------------------------------- devices
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
-def test_select_device_cpu_only(logs):
+def test_select_device_cpu_only(log_messages):
     assert select_device("") == torch.device("cpu") and select_device(None) == torch.device("cpu")
     assert select_device("cpu") == torch.device("cpu") and select_device("CPU", verbose=False).type == "cpu"
-    assert any(f"torch-{torch.__version__}" in m and "CPU" in m for m in logs)
+    assert any(f"torch-{torch.__version__}" in m and "CPU" in m for m in log_messages)
     for dev in ("0", 0, "cuda:0", "0,1", [0, 1]):
         with pytest.raises(UserError) as e:
             select_device(dev, verbose=False)
@@ -85,7 +73,7 @@ def test_amp_and_grad_scaler_cpu_noop():
 
 
 # ----------------------------------------------------------------------------------------------- optimizer
-def test_build_optimizer_groups_exact(logs):
+def test_build_optimizer_groups_exact(log_messages):
     model = small_model()
     frozen = nn.Linear(2, 2)
     frozen.requires_grad_(False)
@@ -100,7 +88,7 @@ def test_build_optimizer_groups_exact(logs):
     assert [sum(p.numel() for p in g["params"]) for g in opt.param_groups] == [3 * 8 * 9 + 8 * 4 + 4 * 2, 8, 8 + 4 + 2]
     assert (g0["weight_decay"], g1["weight_decay"], g2["weight_decay"]) == (5e-4, 0.0, 0.0)
     assert isinstance(opt, torch.optim.SGD) and g0["nesterov"] and g0["momentum"] == 0.8 and g0["lr"] == 0.02
-    assert any("3 weight(decay=0.0005), 1 norm weight(decay=0.0), 3 bias(decay=0.0)" in m for m in logs)
+    assert any("3 weight(decay=0.0005), 1 norm weight(decay=0.0), 3 bias(decay=0.0)" in m for m in log_messages)
 
 
 def test_build_optimizer_norm_kinds_and_shared_params():
@@ -209,13 +197,13 @@ def test_init_seeds_reproducible():
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
-def test_early_stopping(logs):
+def test_early_stopping(log_messages):
     es = EarlyStopping(patience=3)
     fits = [0.1, 0.3, 0.2, 0.25, 0.31]  # epoch 3 waited 2 epochs since best (epoch 1), then improves at 4
     assert [es(e, f) for e, f in enumerate(fits)] == [False] * 5
     assert (es.best_epoch, es.best_fitness) == (4, 0.31) and not es.possible_stop
     assert [es(e, 0.0) for e in (5, 6, 7)] == [False, False, True] and es.possible_stop
-    assert any("stopping at epoch 7" in m and "last 3 epochs" in m and "epoch 4" in m for m in logs)
+    assert any("stopping at epoch 7" in m and "last 3 epochs" in m and "epoch 4" in m for m in log_messages)
     never = EarlyStopping(patience=0)
     assert not any(never(e, 0.5 if e == 0 else 0.0) for e in range(200))
     restored = EarlyStopping(3)

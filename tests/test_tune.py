@@ -68,7 +68,7 @@ def test_study_files_and_best(study4):
 
 
 def test_rerun_continues_the_study_from_the_cli(study4, tiny_data, tmp_path):
-    from ultralytics.engine.tune_cli import main
+    from ultralytics.tune_cli import main
 
     before = table(study4 / "s")
     space = tmp_path / "space.yaml"  # the same space in YAML form (YAML has no tuples)

@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
     "benchmark": "ultralytics.analysis.benchmark:main",
     "dataset": "ultralytics.data.convert:main",
     "profile": "ultralytics.analysis.profile:main",
-    "tune": "ultralytics.engine.tune_cli:main",
+    "tune": "ultralytics.tune_cli:main",
     "yaml": "ultralytics.nn.yaml_edit:main",
 }
 
@@ -147,3 +147,31 @@ def run_mode(argv: list[str]) -> Any:
     if not callable(getattr(YOLO, mode, None)):
         raise UserError(f"'yolo {mode}' is not implemented yet in this project")
     return getattr(YOLO(args.model), mode)(**{k: v for k, v in overrides.items() if k != "model"})
+
+
+# --- the root scripts' shared entry (train.py, val.py, predict.py, erf.py, heatmap.py, ...) ------------------------
+def run_script(main: Callable[[list[str]], Any], argv: list[str] | None = None) -> Any:
+    """A root script's `if __name__ == "__main__"`: main(argv or sys.argv[1:]); a UserError ends the process with
+    'ERROR: <message>' on stderr and exit status 1 (no traceback: the message names what to fix)."""
+    try:
+        return main(sys.argv[1:] if argv is None else argv)
+    except UserError as e:
+        sys.exit(f"ERROR: {e}")
+
+
+def script_settings(script: str, defaults: dict, argv: list[str], builtin_source: str | None = None) -> dict:
+    """A script's SETTINGS <- key=value words; a key it does not have is a UserError naming the script and its keys.
+
+    builtin_source: the script's default image folder; while settings['source'] is that folder and it does not
+    exist, the built-in dataset's val images are used instead (made offline in a few seconds).
+    """
+    overrides = parse_key_value_args(argv)
+    unknown = [k for k in overrides if k not in defaults]
+    if unknown:
+        raise UserError(f"unknown setting {unknown[0]!r} for {script}; settings: {', '.join(defaults)}")
+    settings = {**defaults, **overrides}
+    if builtin_source is not None and settings.get("source") == builtin_source and not Path(builtin_source).is_dir():
+        from ultralytics.data import ensure_builtin_dataset
+
+        settings["source"] = str(ensure_builtin_dataset() / "images" / "val")
+    return settings

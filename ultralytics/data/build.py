@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Sampler
 from ultralytics.data.allocator import keep_image_buffers
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.utils import LOGGER, UserError, colorstr
+from ultralytics.utils.checks import get_setting
 
 
 class EpochSampler(Sampler):
@@ -258,7 +259,7 @@ def build_yolo_dataset(cfg, img_path, batch: int, data: dict, mode: str = "train
     if mode not in ("train", "val"):
         raise UserError(f"dataset mode must be 'train' or 'val', got {mode!r}")
     train = mode == "train"
-    aug_device = cfg.get("augment_device") if isinstance(cfg, dict) else getattr(cfg, "augment_device", None)
+    aug_device = get_setting(cfg, "augment_device")
     dataset = YOLODataset(
         img_path=img_path, imgsz=_setting(cfg, "imgsz"), augment=train, hyp=cfg if train else None,
         rect=bool(_setting(cfg, "rect") or rect), batch_size=batch, stride=int(stride), pad=0.0 if train else 0.5,

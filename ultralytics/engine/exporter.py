@@ -22,24 +22,11 @@ import torch
 import torch.nn as nn
 
 from ultralytics.utils import LOGGER, UserError, colorstr
+from ultralytics.utils.checks import EXPORT_PIP, get_setting, require  # noqa: F401 (EXPORT_PIP: re-exported)
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
-METADATA_KEYS = ("task", "names", "stride", "imgsz", "batch", "dynamic", "half", "max_det")  # what a backend needs
 NMS_UNSUPPORTED = ("export with nms=True is not supported: the exported graph holds YOLOv10's NMS-free one-to-one "
                    "head (top-k, no NMS needed); export with nms=False")
-EXPORT_PIP = "pip install -r requirements-export.txt  (or: pip install onnx onnxruntime)"
-
-
-def require(module: str, purpose: str, pip: str = EXPORT_PIP):
-    """Import an optional dependency, or raise a UserError naming the pip command that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UserError(f"{purpose} needs the '{module}' package, which is not installed: {pip}") from None
-
-
 def onnx_opset_range() -> tuple[int, int]:
     """(lowest, highest) ONNX opset the TorchScript-based torch.onnx exporter of this torch can write."""
     try:
@@ -98,8 +85,12 @@ class Exporter:
     lower), simplify (ONNX, needs onnxslim), nms (only False: the NMS-free one-to-one head), max_det, device.
     """
 
-    def __init__(self, overrides: dict | None = None):
+    def __init__(self, overrides: dict | None = None, callbacks=None):
+        from ultralytics.utils.callbacks import Callbacks
+
         self.args = export_args(dict(overrides or {}))
+        self.file: Path | None = None  # the written file (set before on_export_end)
+        self.callbacks = callbacks if callbacks is not None else Callbacks()  # on_export_start / on_export_end
 
     def __call__(self, model: nn.Module, weights: str | Path | None = None) -> str:
         from ultralytics.cfg import check_imgsz
@@ -107,6 +98,7 @@ class Exporter:
         from ultralytics.utils.torch_utils import select_device
 
         args = self.args
+        self.callbacks.run("on_export_start", self)
         fmt = str(args.format).lower()
         if fmt not in FORMATS:
             raise UserError(f"unknown export format '{args.format}': choose one of {', '.join(FORMATS)}")
@@ -156,6 +148,8 @@ class Exporter:
         self.seconds = time.perf_counter() - t0
         size = file.stat().st_size / 2**20
         LOGGER.info(f"{colorstr('export:')} wrote {file} ({size:.1f} MB) in {self.seconds:.1f}s")
+        self.file = file
+        self.callbacks.run("on_export_end", self)
         return str(file)
 
     # --- formats ----------------------------------------------------------------------------------
@@ -230,8 +224,7 @@ def _model_name(model: nn.Module) -> str:
 
 
 def _train_data(model: nn.Module) -> str | None:
-    args = getattr(model, "args", None) or {}
-    data = args.get("data") if isinstance(args, dict) else getattr(args, "data", None)
+    data = get_setting(getattr(model, "args", None), "data")
     return str(data) if data else None
 
 

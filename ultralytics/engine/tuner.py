@@ -3,7 +3,7 @@
 `YOLO(...).tune(data=..., epochs=..., iterations=300, space=None, use_ray=False, storage=None, study=None,
 prune=True)`, Ultralytics' signature (use_ray=True is refused: the Optuna study already runs parallel workers on one
 storage, which is what Ray Tune would add),
-`python tune.py ...` and `yolo tune ...` (engine/tune_cli.py) run the study `study` (default '<model>-<data>'):
+`python tune.py ...` and `yolo tune ...` (ultralytics/tune_cli.py) run the study `study` (default '<model>-<data>'):
 - trial n trains in runs/tune/<study>/trial_<n> (all of a run's usual files) with the shared train settings and
   the values it sampled from the space (engine/tune_space.py); its objective is the fitness
   (0.1 mAP50 + 0.9 mAP50-95) of its best epoch;

@@ -13,6 +13,7 @@ run in chunks of the exported batch size (the last chunk padded). A larger image
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ultralytics.utils import UserError
 
 SUFFIXES = (".pt", ".onnx", ".torchscript")
 PAD_VALUE = 114 / 255  # the letterbox grey
+METADATA_KEYS = ("task", "names", "stride", "imgsz", "batch", "dynamic", "half", "max_det")  # what a runner needs
 
 
 def load_inference_model(path: str | Path, verbose: bool = False) -> nn.Module:
@@ -41,6 +43,42 @@ def load_inference_model(path: str | Path, verbose: bool = False) -> nn.Module:
     return (OnnxModel if suffix == ".onnx" else TorchScriptModel)(path)
 
 
+def prepare_inference_model(model: nn.Module, args, device: torch.device, cache: dict | None = None) -> nn.Module:
+    """The model ready to predict or validate: on `device`, eval, FP16 when args.half on CUDA, its head decoding what
+    args.nms asks for (one-to-one top-k, or one-to-many maps for NMS) up to args.max_det boxes, BNs fused.
+
+    A DetectionModel is deep-copied first, so the caller's model stays trainable with its own head settings; an
+    exported model (fused already, head fixed in the graph) is only moved. With `cache` (a dict the caller keeps,
+    e.g. the YOLO facade, one per model) the prepared model is built once per (model object, device, half, nms,
+    max_det) and returned again on the next call; the caller clears the dict when the weights change.
+    """
+    half = bool(args.half) and device.type == "cuda"
+    key = (str(device), half, bool(args.get("nms")), int(args.max_det))
+    if cache is not None and cache.get("key") == key and cache.get("source") is model:
+        return cache["model"]
+    from ultralytics.nn.tasks import DetectionModel
+
+    if isinstance(model, DetectionModel):
+        head = model.model[-1]
+        if key[2] and head.cv2 is None:
+            raise UserError("nms=True uses the one-to-many head, which this fused model no longer has; use the "
+                            "unfused checkpoint (best.pt / last.pt) or nms=False")
+        prepared = copy.deepcopy(model)  # the caller's model is untouched
+        prepared.model[-1].nms, prepared.model[-1].max_det = key[2], key[3]
+        if not prepared.is_fused:
+            prepared.fuse(verbose=False)  # folded BNs (the head keeps its one-to-many branch when nms=True)
+        for p in prepared.parameters():
+            p.requires_grad_(False)
+    else:
+        prepared = model
+    prepared = prepared.to(device).eval()
+    prepared = prepared.half() if half else prepared.float()
+    if cache is not None:
+        cache.clear()  # one prepared copy per model: a new setting replaces it
+        cache.update(key=key, source=model, model=prepared)
+    return prepared
+
+
 class ExportedModel(nn.Module):
     """Common part of the file-backed models: metadata -> names/stride/args, fixed-shape handling."""
 
@@ -49,8 +87,6 @@ class ExportedModel(nn.Module):
 
     def __init__(self, file: Path, metadata: dict):
         super().__init__()
-        from ultralytics.engine.exporter import METADATA_KEYS
-
         missing = [k for k in METADATA_KEYS if k not in metadata]
         if missing:
             raise UserError(f"{self.format} file '{file}' lacks the metadata this project writes on export "
@@ -103,7 +139,7 @@ class OnnxModel(ExportedModel):
     format = "ONNX"
 
     def __init__(self, file: Path):
-        from ultralytics.engine.exporter import require
+        from ultralytics.utils.checks import require
 
         ort = require("onnxruntime", f"running '{file}'")
         self._ort = ort

@@ -113,3 +113,23 @@ def weights_from_args(overrides: dict, default: str) -> str:
         raise UserError(f"weights file '{weights}' not found: train a model first (python train.py), "
                         "or pass model=path/to/best.pt")
     return str(weights)
+
+
+EXPORT_PIP = "pip install -r requirements-export.txt  (or: pip install onnx onnxruntime)"
+
+
+def require(module: str, purpose: str, pip: str = EXPORT_PIP):
+    """Import an optional dependency, or raise a UserError naming the pip command that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"{purpose} needs the '{module}' package, which is not installed: {pip}") from None
+
+
+def get_setting(args, key: str, default=None):
+    """One setting from a dict (a checkpoint's train_args), a namespace (merged settings) or None: `default` when
+    it is absent or None."""
+    value = args.get(key) if isinstance(args, dict) else getattr(args, key, None)
+    return default if value is None else value

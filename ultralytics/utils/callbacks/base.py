@@ -30,16 +30,16 @@ EVENTS = (
     "on_train_end",  # trainer (rank 0): after the final validation of best.pt
     "teardown",  # trainer: last, after success and after an exception alike (writers close here)
     "on_val_start",  # validator: before its first batch
-    "on_val_batch_start",  # validator: each batch, before the forward
-    "on_val_batch_end",  # validator: each batch, after its metrics were accumulated
+    "on_val_batch_start",  # validator: each batch, before its preprocess
+    "on_val_batch_end",  # validator: each batch, after its metrics update
     "on_val_end",  # validator: metrics computed (validator.metrics)
     "on_predict_start",  # predictor: source opened, model ready, before the first image
-    "on_predict_batch_start",  # predictor: each batch, before preprocessing
-    "on_predict_postprocess_end",  # predictor: each batch, results made (predictor.results)
-    "on_predict_batch_end",  # predictor: each batch, after its results were yielded or saved
+    "on_predict_batch_start",  # predictor: each batch, before its preprocess
+    "on_predict_postprocess_end",  # predictor: each batch, predictor.results made
+    "on_predict_batch_end",  # predictor: each batch, results written, before they are yielded
     "on_predict_end",  # predictor: every result yielded
-    "on_export_start",  # exporter: before the model is traced
-    "on_export_end",  # exporter: the file is written
+    "on_export_start",  # exporter: before the model is prepared
+    "on_export_end",  # exporter: the file is written (exporter.file)
 )
 
 

@@ -13,14 +13,12 @@ different images rank as in COCOeval and no metric depends on the loader's order
 
 from __future__ import annotations
 
-import copy
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from ultralytics.engine.validator import BaseValidator
 from ultralytics.utils import LOGGER, UserError, colorstr
 from ultralytics.utils.match_stats import MatchStats
 from ultralytics.utils.matching import AREA_RANGES, IOU_THRESHOLDS
@@ -28,7 +26,7 @@ from ultralytics.utils.metrics import SIZE_RANGES, ConfusionMatrix, DetMetrics
 from ultralytics.utils.ops import scale_boxes, xywh2xyxy
 
 
-class DetectionValidator:
+class DetectionValidator(BaseValidator):
     """Validate during training (`validator(trainer=...)`) or standalone (`validator(model=...)`).
 
     Returns DetMetrics: `.box.map`, `.box.map50`, `.box.mp`, `.box.mr`, `.box.maps`, `.results_dict`, `.speed`
@@ -37,77 +35,33 @@ class DetectionValidator:
     """
 
     def __init__(self, dataloader=None, save_dir: Path | None = None, args=None, overrides: dict | None = None,
-                 callbacks=None):
-        from ultralytics.cfg import get_cfg
-        from ultralytics.utils.callbacks import Callbacks
-
-        self.args = args if args is not None else get_cfg(overrides={"mode": "val", **(overrides or {})})
-        self.dataloader = dataloader
-        self.save_dir = Path(save_dir) if save_dir is not None else None
+                 callbacks=None, cache: dict | None = None):
+        super().__init__(dataloader, save_dir, args, overrides, callbacks, cache)
         self.iouv = IOU_THRESHOLDS  # (10,) float64, COCOeval's values
-        self.training = False
-        self.loss = None
-        self.data = None
-        self.device = None
-        self.dataloader_wait = 0.0  # ms per image spent waiting for the loader (last run)
-        self.callbacks = callbacks if callbacks is not None else Callbacks()  # on_val_start / on_val_end
 
     # --- setup ------------------------------------------------------------------------------------
     def _where(self) -> str:
         return f"data YAML {self.data['yaml_file']}" if self.data.get("yaml_file") else "the data dict"
 
-    def _standalone_setup(self, model):
-        """Resolve what was not given: the dataset (args.data), the device, the loader and the run dir."""
+    def get_data(self, model) -> dict:
+        """args.data, else the data the model was trained with, resolved (single_cls: one class 'item')."""
         from ultralytics.data import check_det_dataset
-        from ultralytics.utils.files import increment_path
-        from ultralytics.utils.torch_utils import select_device
 
-        args = self.args
-        if self.data is None:
-            train_args = getattr(model, "args", None) or {}
-            data = args.data or (train_args.get("data") if isinstance(train_args, dict) else
-                                 getattr(train_args, "data", None))
-            if not data:
-                raise UserError("val needs a dataset: pass data='path/to/data.yaml' (or a model trained with one)")
-            self.data = check_det_dataset(data)
-            if args.single_cls:
-                self.data = {**self.data, "names": {0: "item"}, "nc": 1}
+        from ultralytics.utils.checks import get_setting
+
+        data = self.args.data or get_setting(getattr(model, "args", None), "data")
+        if not data:
+            raise UserError("val needs a dataset: pass data='path/to/data.yaml' (or a model trained with one)")
+        data = check_det_dataset(data)
+        return {**data, "names": {0: "item"}, "nc": 1} if self.args.single_cls else data
+
+    def check_model(self, model) -> None:
+        """The model's class count must be the dataset's."""
         if model.nc != self.data["nc"]:
             names = list(self.data["names"].values())
             raise UserError(f"the model predicts {model.nc} classes but {self._where()} has {self.data['nc']} "
                             f"(names: {names[:10]}{' ...' if len(names) > 10 else ''}); validate with the "
                             "dataset the model was trained on")
-        if self.device is None:
-            self.device = select_device(args.device, args.batch, verbose=False)
-        if self.dataloader is None:
-            self.dataloader = self._build_loader(int(model.stride.max()))
-            if getattr(model, "dynamic", True) is False:  # an exported fixed-shape graph: square imgsz letterboxes
-                self.dataloader.dataset.rect = False
-            self._own_loader = True
-        if self.save_dir is None:
-            project = Path(args.project or "runs/val")
-            self.save_dir = increment_path(project / (args.name or "exp"), exist_ok=args.exist_ok)
-        from ultralytics.nn.tasks import DetectionModel
-
-        if isinstance(model, DetectionModel):
-            if args.nms and model.model[-1].cv2 is None:
-                raise UserError("nms=True scores the one-to-many head, which this fused model no longer has; "
-                                "validate the unfused checkpoint (best.pt / last.pt) or use nms=False")
-            fused = model.is_fused
-            model = copy.deepcopy(model)  # the caller's model is untouched
-            self._set_head(model)
-            if not fused:
-                model.fuse(verbose=False)  # folded BNs: faster (the head keeps its one-to-many branch when nms=True)
-        return model.to(self.device).eval()
-
-    def _set_head(self, model) -> tuple | None:
-        """Make the head decode what `nms` asks for, up to max_det boxes; returns the previous (nms, max_det)."""
-        head = model.model[-1] if hasattr(model, "model") else None
-        if not hasattr(head, "nms"):
-            return None
-        prev = (head.nms, head.max_det)
-        head.nms, head.max_det = bool(self.args.nms), int(self.args.max_det)
-        return prev
 
     def head_description(self) -> str:
         """Which head the numbers score, for the line above the table."""
@@ -119,7 +73,25 @@ class DetectionValidator:
                     + sliced)
         return f"one-to-one head, NMS-free top-{self.args.max_det} (nms=False)" + sliced
 
-    def _build_loader(self, stride: int):
+    slicer = None  # a SlicedDetector for sliced validation (slice=, standalone): merged boxes in original pixels
+
+    def on_start(self) -> None:
+        self.slicer = None
+        if self.args.slice and not self.training:  # sliced validation on the full-size images (sliced.py)
+            from ultralytics.models.yolo.detect.sliced import SlicedDetector
+
+            conf = 0.001 if self.args.conf is None else self.args.conf
+            self.slicer = SlicedDetector(self.model, self.args, self.device, self.half, conf,
+                                         multi_label=True)  # as postprocess() decodes with nms=True
+        if not self.training:
+            LOGGER.info(f"Scoring the {self.head_description()}")
+
+    def inference(self, model, batch: dict):
+        """Unsliced: the model on the letterboxed batch. Sliced: each image file read at full size, its windows
+        through the model, merged (per image (n, 6) in original pixels)."""
+        return super().inference(model, batch) if self.slicer is None else self.slicer.predict_files(batch["im_file"])
+
+    def get_dataloader(self, stride: int):
         """Rectangular-batch loader over args.split; an absent or empty split is a UserError naming it."""
         from ultralytics.cfg import check_imgsz
         from ultralytics.data import build_dataloader, build_yolo_dataset
@@ -138,77 +110,7 @@ class DetectionValidator:
             raise UserError(f"the '{split}' split of {self._where()} ({path}) has no usable images: {e}") from None
         return build_dataloader(dataset, batch, args.workers, shuffle=False)
 
-    # --- main -------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def __call__(self, trainer=None, model=None) -> DetMetrics:
-        self.training = trainer is not None
-        self._own_loader = False
-        head_state = None
-        if self.training:
-            self.device, self.data = trainer.device, trainer.data
-            model = trainer.ema.ema if trainer.ema else trainer.model
-            head_state = self._set_head(model)  # restored below: the trained model is left as it was
-            half = trainer.amp
-            self.loss = torch.zeros(len(trainer.loss_names), device=self.device)
-        else:
-            if model is None:
-                raise UserError("DetectionValidator needs a model or a trainer")
-            model = self._standalone_setup(model)
-            half = bool(self.args.half) and self.device.type == "cuda"
-        model = model.half() if half else model.float()
-        model.eval()
-        self.init_metrics()
-        slicer = None
-        if self.args.slice and not self.training:  # sliced validation on the full-size images (sliced.py)
-            from ultralytics.models.yolo.detect.sliced import SlicedDetector
-
-            slicer = SlicedDetector(model, self.args, self.device, half, 0.001 if self.args.conf is None else
-                                    self.args.conf, multi_label=True)  # as postprocess() decodes with nms=True
-        self.callbacks.run("on_val_start", self)
-        if not self.training:
-            LOGGER.info(f"Scoring the {self.head_description()}")
-        plots = bool(self.args.plots) and not self.training
-        cuda = self.device.type == "cuda"
-        dt, wait, n_wait = np.zeros(4), 0.0, 0
-        loader = self.dataloader
-        bar = tqdm(loader, total=len(loader), desc=self._header(), bar_format="{l_bar}{bar:10}{r_bar}",
-                   disable=not self.args.verbose)
-        t_ready = time.perf_counter()
-        for bi, batch in enumerate(bar):
-            t0 = time.perf_counter()
-            if bi:  # the first batch also waits for the workers to start
-                wait, n_wait = wait + t0 - t_ready, n_wait + len(batch["im_file"])
-            batch = self.preprocess(batch, half)
-            t1 = _sync(cuda)
-            if self.training:
-                preds, raw = model(batch["img"], raw=True)
-                t2 = _sync(cuda)
-                self.loss += trainer.criterion(raw, batch)[1]
-            else:
-                preds = model(batch["img"]) if slicer is None else slicer.predict_files(batch["im_file"])
-                t2 = _sync(cuda)
-            t3 = _sync(cuda)
-            preds = self.postprocess(preds) if slicer is None else preds  # sliced: merged, in original pixels
-            self.update_metrics(preds, batch, orig=slicer is not None)
-            t4 = time.perf_counter()
-            dt += (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
-            if plots and bi < 3 and slicer is None:
-                self.plot_batch(batch, preds, bi)
-            t_ready = time.perf_counter()
-        n = max(self.seen, 1)
-        self.metrics.speed = dict(zip(("preprocess", "inference", "loss", "postprocess"), (dt * 1e3 / n).tolist()))
-        self.dataloader_wait = wait * 1e3 / max(n_wait, 1)
-        self.finalize()
-        if not self.training:
-            self._starvation_hint(loader)
-        if self._own_loader:
-            self.dataloader = None  # stops its worker processes
-        if head_state is not None:
-            model.model[-1].nms, model.model[-1].max_det = head_state
-        model.float()
-        self.callbacks.run("on_val_end", self)
-        return self.metrics
-
+    # --- the metrics --------------------------------------------------------------------------------
     def init_metrics(self) -> None:
         """Fresh accumulators for one pass over the loader."""
         names = self.data["names"]
@@ -240,6 +142,8 @@ class DetectionValidator:
         nms=False: preds (B, K, 6) one-to-one top-k, kept where score >= conf. nms=True: preds (B, A, 4 + nc)
         decoded one-to-many maps, through multi-label class-aware NMS (score > conf).
         """
+        if self.slicer is not None:
+            return preds  # merged by the sliced detector already
         conf = 0.001 if self.args.conf is None else self.args.conf
         if self.args.nms:
             from ultralytics.utils.nms import non_max_suppression
@@ -247,9 +151,10 @@ class DetectionValidator:
             return non_max_suppression(preds, conf, self.args.iou, self.args.max_det, multi_label=True)
         return [p[p[:, 4] >= conf][: self.args.max_det].float() for p in preds]
 
-    def update_metrics(self, preds: list[torch.Tensor], batch: dict, orig: bool = False) -> None:
+    def update_metrics(self, preds: list[torch.Tensor], batch: dict) -> None:
         """Match each image's detections (n, 6) to its labels at the 10 IoU thresholds, in original pixels
-        (orig=True: the detections are in original pixels already, as sliced validation gives them)."""
+        (sliced validation gives them in original pixels already)."""
+        orig = self.slicer is not None
         h, w = batch["img"].shape[2:]
         scale = torch.tensor([w, h, w, h], device=self.device, dtype=torch.float32)
         for si, pred in enumerate(preds):
@@ -323,7 +228,7 @@ class DetectionValidator:
                     f"{coco['map_large']:.4f}   ours: mAP50-95 {b.map:.4f}, mAP50 {b.map50:.4f}, APs/m/l "
                     f"{b.map_small:.4f}/{b.map_medium:.4f}/{b.map_large:.4f}")
 
-    def _header(self) -> str:
+    def get_desc(self) -> str:
         return ("%22s" + "%11s" * 6) % ("Class", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)")
 
     def print_results(self) -> None:
@@ -349,16 +254,13 @@ class DetectionValidator:
                  for r, ap in zip(SIZE_RANGES, (box.map_small, box.map_medium, box.map_large))]
         return "mAP50-95 by size (COCO areas <32², 32²-96², >96² px): " + ", ".join(parts)
 
-    def _starvation_hint(self, loader) -> None:
-        """Say so when the model mostly waited for images (too few loader workers for this machine)."""
-        busy = sum(self.metrics.speed.values())
-        if len(loader) > 2 and self.dataloader_wait > max(busy, 1.0):
-            LOGGER.info(f"Note: {self.dataloader_wait:.1f}ms per image were spent waiting for the dataloader "
-                        f"({getattr(loader, 'num_workers', 0)} workers); more workers= or cache=ram would help")
-
     def plot_batch(self, batch: dict, preds: list[torch.Tensor], bi: int) -> None:
-        """val_batch{bi}_labels.jpg and val_batch{bi}_pred.jpg (predictions with conf >= 0.25)."""
+        """val_batch{bi}_labels.jpg and val_batch{bi}_pred.jpg (predictions with conf >= 0.25; not when sliced:
+        the detections are in the full-size images' pixels, not the letterboxed batch's)."""
         from ultralytics.utils.plotting import plot_images
+
+        if self.slicer is not None:
+            return
 
         names = self.data["names"]
         plot_images(batch["img"], batch["batch_idx"], batch["cls"], batch["bboxes"], paths=batch["im_file"],
@@ -368,9 +270,3 @@ class DetectionValidator:
         plot_images(batch["img"], idx, cat[:, 5], cat[:, :4], confs=cat[:, 4], paths=batch["im_file"],
                     fname=self.save_dir / f"val_batch{bi}_pred.jpg", names=names, boxes_xyxy=True)
 
-
-def _sync(cuda: bool) -> float:
-    """time.perf_counter() after the GPU finished its queued work (so timings are real)."""
-    if cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter()
