@@ -35,14 +35,14 @@ class YOLO:
             self.model.has_weights = True  # training starts from these weights
             self.ckpt_path = model
             self.cfg = self.model.yaml.get("yaml_file")
-        elif suffix in (".onnx", ".torchscript"):
+        elif suffix in (".onnx", ".torchscript", ".xml") or Path(model).is_dir():  # .xml / folder: OpenVINO
             from ultralytics.nn.backend import load_inference_model
 
             self.model = load_inference_model(model)  # predict and val only
             self.ckpt_path, self.cfg = model, None
         else:
             raise UserError(f"model '{model}' must be a model YAML (.yaml), a checkpoint (.pt) or an exported "
-                            f"model (.onnx, .torchscript); got suffix '{suffix}'")
+                            f"model (.onnx, .torchscript, an OpenVINO folder); got suffix '{suffix}'")
 
     @property
     def exported(self) -> bool:
