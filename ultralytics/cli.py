@@ -23,7 +23,7 @@ from ultralytics.cfg import command_settings, load_cfg_schema, parse_key_value_a
 from ultralytics.utils import DEFAULT_CFG_PATH, LOGGER, UserError
 
 COMMANDS: dict[str, str] = {
-    "benchmark": "ultralytics.analysis.benchmark:main",
+    "benchmark": "ultralytics.analysis.deploy:main",  # latency table, or with data= the deployment table
     "dataset": "ultralytics.data.convert:main",
     "profile": "ultralytics.analysis.profile:main",
     "tune": "ultralytics.engine.tune_cli:main",

@@ -1,6 +1,6 @@
 """OpenVINO export: the fused model's graph (top-k included) as IR (.xml/.bin) in FP32, FP16 weights or INT8.
 
-The folder `<name>_openvino_model/` holds `<name>.xml` (the graph), `<name>.bin` (the weights) and
+The folder `<name>_openvino_model/` (INT8: `<name>_int8_openvino_model/`) holds `<name>.xml` (the graph), `<name>.bin` (the weights) and
 `metadata.yaml` (names, stride, imgsz, task, batch, dynamic, ...), the layout Ultralytics writes. The graph maps
 images (B, 3, H, W) float 0..1 RGB to detections (B, max_det, 6), as the ONNX export does.
 
@@ -23,8 +23,6 @@ import torch.nn as nn
 
 from ultralytics.utils import LOGGER, UserError, colorstr
 
-OPENVINO_PIP = "pip install -r requirements-export.txt  (or: pip install openvino)"
-NNCF_PIP = "pip install -r requirements-export.txt  (or: pip install nncf)"
 CALIB_RECOMMENDED = 300  # NNCF's default subset_size: fewer calibration images warn (quantisation is noisier)
 SUFFIX = "_openvino_model"
 
@@ -34,7 +32,7 @@ def openvino_dir(base: Path) -> Path:
     return base.with_name(base.name + SUFFIX)
 
 
-def ignored_scope(head_index: int):
+def ignored_scope(head_index: int, nncf):
     """The nodes INT8 must leave in floating point, by name (the tracer names nodes after module paths).
 
     - `one2one_cv2.<level>.2`, `one2one_cv3.<level>.2`: the head's last 1x1 convolutions. Their outputs are the
@@ -46,7 +44,6 @@ def ignored_scope(head_index: int):
     - the graph's top ops (`aten::...` without a module: the padding and the top-k): selection by score, which
       must compare exact float scores.
     """
-    nncf = _nncf()
     prefix = rf"__module\.model\.model\.{head_index}"
     patterns = [rf"{prefix}\.one2one_cv[23]\.\d+\.2/.*", rf"{prefix}\.dfl.*", rf"{prefix}/.*", r"(aten|prim)::.*"]
     return nncf.IgnoredScope(patterns=patterns, validate=False), patterns
@@ -80,12 +77,12 @@ def calibration_images(data, imgsz: list[int], fraction: float, batch: int) -> l
     return [np.ascontiguousarray(arr[i:i + batch]) for i in range(0, len(arr), batch)]
 
 
-def export_openvino(net: nn.Module, im: torch.Tensor, folder: Path, metadata: dict, args, head_index: int) -> Path:
+def export_openvino(net: nn.Module, im: torch.Tensor, folder: Path, metadata: dict, args, head_index: int, ov,
+                    nncf=None) -> Path:
     """Convert `net` (ExportModel, input like im) and write folder/<stem>.xml, .bin and metadata.yaml; returns
-    the folder. args: dynamic, half, int8, data, fraction."""
+    the folder. args: dynamic, half, int8, data, fraction. ov, nncf: the packages (the exporter's require())."""
     import yaml
 
-    ov = _openvino()
     batch, _, h, w = im.shape
     shape = [-1, 3, -1, -1] if args.dynamic else [batch, 3, h, w]
     with torch.no_grad(), _quiet():
@@ -93,9 +90,9 @@ def export_openvino(net: nn.Module, im: torch.Tensor, folder: Path, metadata: di
     model.inputs[0].get_tensor().set_names({"images"})
     model.outputs[0].get_tensor().set_names({"output0"})
     if args.int8:
-        model = quantize(model, args, [h, w], 1 if args.dynamic else batch, head_index)
+        model = quantize(model, args, [h, w], 1 if args.dynamic else batch, head_index, nncf)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder.name[: -len(SUFFIX)] if folder.name.endswith(SUFFIX) else folder.name
+    stem = folder.name[: -len(SUFFIX)] if folder.name.endswith(SUFFIX) else folder.name  # best(_int8)
     xml = folder / f"{stem}.xml"
     ov.save_model(model, str(xml), compress_to_fp16=bool(args.half))
     meta = {**metadata, "int8": bool(args.int8), "precision": "int8" if args.int8 else "fp16" if args.half else
@@ -104,11 +101,10 @@ def export_openvino(net: nn.Module, im: torch.Tensor, folder: Path, metadata: di
     return folder
 
 
-def quantize(model, args, imgsz: list[int], batch: int, head_index: int):
+def quantize(model, args, imgsz: list[int], batch: int, head_index: int, nncf):
     """nncf.quantize (post-training, mixed preset) of the converted model on data's val images."""
-    nncf = _nncf()
     batches = calibration_images(args.data, imgsz, float(args.fraction), batch)
-    scope, patterns = ignored_scope(head_index)
+    scope, patterns = ignored_scope(head_index, nncf)
     kept = [op.get_friendly_name() for op in model.get_ordered_ops() if _matches(op.get_friendly_name(), patterns)]
     if not any(".one2one_cv" in k for k in kept):
         raise UserError("int8: the head's convolutions were not found by name in the converted graph, so they "
@@ -124,18 +120,6 @@ def _matches(name: str, patterns: list[str]) -> bool:
     import re
 
     return any(re.fullmatch(p, name) for p in patterns)
-
-
-def _openvino():
-    from ultralytics.engine.exporter import require
-
-    return require("openvino", "OpenVINO export (format=openvino)", OPENVINO_PIP)
-
-
-def _nncf():
-    from ultralytics.engine.exporter import require
-
-    return require("nncf", "INT8 OpenVINO export (int8=True)", NNCF_PIP)
 
 
 class _quiet:

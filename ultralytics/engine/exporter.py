@@ -32,6 +32,8 @@ METADATA_KEYS = ("task", "names", "stride", "imgsz", "batch", "dynamic", "half",
 NMS_UNSUPPORTED = ("export with nms=True is not supported: the exported graph holds YOLOv10's NMS-free one-to-one "
                    "head (top-k, no NMS needed); export with nms=False")
 EXPORT_PIP = "pip install -r requirements-export.txt  (or: pip install onnx onnxruntime)"
+OPENVINO_PIP = "pip install -r requirements-export.txt  (or: pip install openvino)"
+NNCF_PIP = "pip install -r requirements-export.txt  (or: pip install nncf)"
 
 
 def require(module: str, purpose: str, pip: str = EXPORT_PIP):
@@ -123,12 +125,12 @@ class Exporter:
         if fmt == "onnx":
             require("onnx", "ONNX export")
             if args.simplify:
-                require("onnxslim", "simplify=True", "pip install onnxslim")
+                require("onnxslim", "simplify=True (the default)", "pip install onnxslim  (or: simplify=False)")
             self.opset = self._check_opset(args.opset)
         if fmt == "openvino":
-            require("openvino", "OpenVINO export (format=openvino)", "pip install openvino")
+            require("openvino", "OpenVINO export (format=openvino)", OPENVINO_PIP)
             if args.int8:
-                require("nncf", "INT8 OpenVINO export (int8=True)", "pip install nncf")
+                require("nncf", "INT8 OpenVINO export (int8=True)", NNCF_PIP)
                 if not args.data:
                     raise UserError("int8=True needs calibration images: give data=<data YAML> (its val split is "
                                     "used), e.g. export(format='openvino', int8=True, data='shapes.yaml')")
@@ -167,13 +169,17 @@ class Exporter:
             "data": _train_data(model),
         }
         file = self._file(model, weights, fmt)
+        if fmt == "openvino" and args.int8:  # best_int8_openvino_model/, as Ultralytics names it: FP32 is kept
+            file = file.with_name(file.name.replace(FORMATS[fmt], "_int8" + FORMATS[fmt]))
         LOGGER.info(f"{colorstr('export:')} {fmt} from {weights or _model_name(model)}: input {tuple(im.shape)}, "
                     f"output {tuple(out.shape)}, {params:,} parameters (fused), {gflops:.1f} GFLOPs")
         t0 = time.perf_counter()
         if fmt == "openvino":
             from ultralytics.engine.export_openvino import export_openvino
 
-            export_openvino(net, im, file, self.metadata, args, len(fused.model) - 1)
+            ov = require("openvino", "OpenVINO export (format=openvino)", OPENVINO_PIP)
+            nncf = require("nncf", "INT8 OpenVINO export (int8=True)", NNCF_PIP) if args.int8 else None
+            export_openvino(net, im, file, self.metadata, args, len(fused.model) - 1, ov, nncf)
         else:
             (self._onnx if fmt == "onnx" else self._torchscript)(net, im, file)
         self.seconds = time.perf_counter() - t0

@@ -211,10 +211,11 @@ class OpenVINOModel(ExportedModel):
             raise UserError(f"OpenVINO cannot read '{xml}': {str(e).splitlines()[0][:300]}") from None
         self.dynamic = self.ov_model.inputs[0].get_partial_shape().is_dynamic  # the graph is the truth
         self.precision = str(metadata.get("precision", "fp32"))
-        self._compiled: dict[tuple, object] = {}
+        self._compiled: dict[tuple, object] = {}  # input shape -> compiled model
 
     def _compile(self, shape: tuple):
-        """The compiled model for an input shape (static shapes compile faster kernels)."""
+        """The compiled model for an input shape: a dynamic graph is reshaped to it first. (Static kernels are
+        faster, and OpenVINO 2026.4's CPU plugin crashed running an INT8 IR compiled with dynamic shapes.)"""
         if shape not in self._compiled:
             if len(self._compiled) >= MAX_SHAPES:
                 self._compiled.pop(next(iter(self._compiled)))
