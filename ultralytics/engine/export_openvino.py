@@ -32,7 +32,7 @@ def openvino_dir(base: Path) -> Path:
     return base.with_name(base.name + SUFFIX)
 
 
-def ignored_scope(head_index: int, nncf):
+def ignored_scope(head_index: int, nncf, whole_head: bool = False):
     """The nodes INT8 must leave in floating point, by name (the tracer names nodes after module paths).
 
     - `one2one_cv2.<level>.2`, `one2one_cv3.<level>.2`: the head's last 1x1 convolutions. Their outputs are the
@@ -43,9 +43,12 @@ def ignored_scope(head_index: int, nncf):
       stride scaling, the sigmoid: arithmetic on pixel coordinates, where 8 bits cannot hold 0..640 px.
     - the graph's top ops (`aten::...` without a module: the padding and the top-k): selection by score, which
       must compare exact float scores.
+    whole_head=True keeps every convolution of the head in floating point too (benchmarks/deploy_table.py measures
+    what that recovers).
     """
     prefix = rf"__module\.model\.model\.{head_index}"
-    patterns = [rf"{prefix}\.one2one_cv[23]\.\d+\.2/.*", rf"{prefix}\.dfl.*", rf"{prefix}/.*", r"(aten|prim)::.*"]
+    last = rf"{prefix}\.one2one_cv[23]\..*" if whole_head else rf"{prefix}\.one2one_cv[23]\.\d+\.2/.*"
+    patterns = [last, rf"{prefix}\.dfl.*", rf"{prefix}/.*", r"(aten|prim)::.*"]
     return nncf.IgnoredScope(patterns=patterns, validate=False), patterns
 
 
