@@ -5,7 +5,8 @@ checks them), random non-trivial weights (tests/test_export.py's nontrivial()), 
 imgsz 64 and compared with PyTorch box by box at two image sizes and two batch sizes, with test_export's
 tolerances (1e-3 px, 1e-5 score; OpenVINO's f32 kernels differ from PyTorch's by float32 rounding only, measured
 here at most ~5e-4 px and 6e-7 in score). INT8: tests/data/yolov10t-shapes.pt (a trained model) in the deployment
-table on 48 held-out shapes images; its mAP50-95 must stay within INT8_REL_TOL of OpenVINO FP32's.
+table on 48 held-out shapes images (12 of them calibrate); its mAP50-95 must stay within INT8_REL_TOL of
+OpenVINO FP32's.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ pytest.importorskip("openvino")
 ATTENTION = ("SE", "CBAM", "ECA", "CoordAtt", "SimAM", "EMA", "LKA", "TripletAttention", "LSKA")
 AFTER = (22, 20, 19, 16, 13, 8, 6, 4, 2)  # base rows, descending so that each insertion leaves the next in place
 CKPT = "tests/data/yolov10t-shapes.pt"
-# INT8 vs FP32 mAP50-95 on this 178k-parameter model, 48 images, 24 calibration images: measured 4.7% relative
-# loss (0.150 -> 0.143); tiny models quantise worst (few channels per layer). 10% leaves room for other CPUs'
-# int8 kernels and still fails a broken quantisation (a quantised head or box decoding: mAP falls by half or more).
+# INT8 vs FP32 mAP50-95 on this 178k-parameter model and these 48 images: measured 0.7% relative loss with the
+# 12 calibration images used here (0.150 -> 0.149) and 4.7% with 24 (0.143): tiny models quantise noisily (few
+# channels per layer). 10% leaves room for that and for other CPUs' int8 kernels, and still fails a broken
+# quantisation (a quantised box decoding or top-k scrambles boxes and scores: mAP falls by half or more).
 INT8_REL_TOL = 0.10
 
 
@@ -112,7 +114,7 @@ def table(make_shapes_yaml, tmp_path_factory):
     from ultralytics.analysis.deploy import deploy_table
 
     data = make_shapes_yaml("ov_held_out", 2, 48, seed=7)
-    return deploy_table(CKPT, data, imgsz=128, batch=4, warmup_runs=1, timed_runs=2, fraction=0.5,
+    return deploy_table(CKPT, data, imgsz=128, batch=4, warmup_runs=1, timed_runs=2, fraction=0.25,
                         project=str(tmp_path_factory.mktemp("deploy")), verbose=False)
 
 
