@@ -202,7 +202,8 @@ def test_pages_exist_in_order():
                                        "04-training-settings.md", "05-validation-metrics.md", "06-comparing-runs.md",
                                        "07-loss-recipes.md", "08-is-my-module-helping.md",
                                        "09-multi-gpu-and-speed.md", "10-your-own-data.md",
-                                       "11-attention-baselines.md", "12-tracking-and-tuning.md"]
+                                       "11-attention-baselines.md", "12-tracking-and-tuning.md",
+                                       "15-deployment.md"]
 
 
 def test_settings_page_is_generated_from_default_yaml():
