@@ -178,8 +178,9 @@ class YOLO:
     def export(self, **kwargs) -> str:
         """Write the fused model as ONNX or TorchScript; returns the file's path (see engine/exporter.py).
 
-        kwargs: format ('torchscript' or 'onnx'), imgsz, batch (default 1), dynamic, half (CUDA), opset,
-        simplify, nms (False only), max_det, device. best.pt -> best.onnx beside it.
+        kwargs: format ('torchscript', 'onnx' or 'openvino'), imgsz, batch (default 1), dynamic, half (CUDA;
+        OpenVINO: FP16 weights), int8, data, fraction (OpenVINO INT8 calibration), opset, simplify, nms (False only),
+        max_det, device. best.pt -> best.onnx (best_openvino_model/) beside it.
         """
         from ultralytics.engine.exporter import Exporter
 
