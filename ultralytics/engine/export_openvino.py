@@ -1,7 +1,8 @@
 """OpenVINO export: the fused model's graph (top-k included) as IR (.xml/.bin) in FP32, FP16 weights or INT8.
 
-The folder `<name>_openvino_model/` (INT8: `<name>_int8_openvino_model/`) holds `<name>.xml` (the graph), `<name>.bin` (the weights) and
-`metadata.yaml` (names, stride, imgsz, task, batch, dynamic, ...), the layout Ultralytics writes. The graph maps
+The folder `<name>_openvino_model/` (INT8: `<name>_int8_openvino_model/`) holds `<name>.xml` (the graph),
+`<name>.bin` (the weights) and `metadata.yaml` (names, stride, imgsz, task, batch, dynamic, ...), the layout
+Ultralytics writes. The graph maps
 images (B, 3, H, W) float 0..1 RGB to detections (B, max_det, 6), as the ONNX export does.
 
 - FP32 stays FP32: `openvino.save_model` compresses weights to FP16 unless told not to, so compress_to_fp16 is
