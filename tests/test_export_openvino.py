@@ -164,3 +164,16 @@ def test_missing_package_row(tmp_path, monkeypatch):
     assert "not installed: pip install nncf" in deploy.markdown_table(rows)
     with pytest.raises(UserError, match="not a .pt file"):
         deploy.deploy_table("yolov10n.yaml", "shapes.yaml", project=str(tmp_path))
+
+
+def test_onnx_simplified_by_default(tmp_path, log_messages):
+    """simplify=True is the default: onnxslim runs and the log gives the node counts; the file has the fewer nodes."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxslim")
+    pt = tmp_path / "t.pt"
+    pt.write_bytes(Path(CKPT).read_bytes())
+    f = YOLO(str(pt)).export(format="onnx", imgsz=64)
+    found = [tuple(map(int, c.groups())) for m in log_messages if (c := re.search(r"onnxslim: (\d+) -> (\d+)", m))]
+    assert len(found) == 1
+    before, after = found[0]
+    assert 0 < after < before and after == len(onnx.load(f).graph.node)
