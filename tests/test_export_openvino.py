@@ -177,3 +177,15 @@ def test_onnx_simplified_by_default(tmp_path, log_messages):
     assert len(found) == 1
     before, after = found[0]
     assert 0 < after < before and after == len(onnx.load(f).graph.node)
+
+
+def test_half_stores_fp16_weights(tmp_path):
+    """half=True on the CPU: the IR's weights are FP16 (about half the .bin of FP32), its metadata says fp16."""
+    pt = tmp_path / "h.pt"
+    pt.write_bytes(Path(CKPT).read_bytes())
+    folder = Path(YOLO(str(pt)).export(format="openvino", imgsz=64, half=True))
+    m = YOLO(str(folder)).model
+    types = {str(op.get_output_element_type(0)) for op in m.ov_model.get_ops() if op.get_type_name() == "Constant"}
+    assert "<Type: 'float16'>" in types and m.precision == "fp16" and folder.name == "h_openvino_model"
+    params = m.metadata["params"]
+    assert 2 * params <= (folder / "h.bin").stat().st_size < 3 * params  # 2 bytes per weight (+ small constants)
