@@ -128,7 +128,10 @@ def measure(file: Path, data, imgsz: int, big: int, args, val_dir: Path) -> dict
 
 
 def main(argv: list[str]) -> list[dict]:
-    """`yolo benchmark ...`: with data=, the deployment table of one .pt; without, the latency table."""
+    """Latency of models side by side, e.g. model=a.yaml,b.pt imgsz=640 device=cpu.
+
+    `yolo benchmark ...` with data= builds the deployment table of one .pt (deploy_table) instead.
+    """
     from ultralytics.analysis import benchmark
     from ultralytics.cfg import parse_key_value_args
 
