@@ -38,6 +38,7 @@ def main(argv: list) -> str:
         int8=False,  # OpenVINO: INT8 post-training quantisation (NNCF), needs data=
         data=None,  # int8: the data YAML whose val images calibrate the quantisation
         fraction=1.0,  # int8: the fraction of those val images used
+        int8_head="last",  # int8: head convolutions kept in float: 'last' (the last ones) or 'all'
         opset=None,  # ONNX opset; None = 17
         simplify=True,  # ONNX graph simplification with onnxslim
         device="cpu",

@@ -189,3 +189,19 @@ def test_half_stores_fp16_weights(tmp_path):
     assert "<Type: 'float16'>" in types and m.precision == "fp16" and folder.name == "h_openvino_model"
     params = m.metadata["params"]
     assert 2 * params <= (folder / "h.bin").stat().st_size < 3 * params  # 2 bytes per weight (+ small constants)
+
+
+def test_ignored_scope_patterns():
+    """int8_head=last keeps only the head's last 1x1 convs (and decoding, top-k) in float; all keeps every head conv;
+    the backbone and neck are quantised either way."""
+    nncf = pytest.importorskip("nncf")
+    from ultralytics.engine.export_openvino import _matches, ignored_scope
+
+    names = {"last": "__module.model.model.23.one2one_cv3.1.2/aten::_convolution/Convolution",
+             "inner": "__module.model.model.23.one2one_cv3.1.0.1.conv/aten::_convolution/Convolution",
+             "dfl": "__module.model.model.23.dfl.conv/aten::_convolution/Convolution",
+             "topk": "aten::topk/TopK", "neck": "__module.model.model.22.cv1.conv/aten::_convolution/Convolution",
+             "other_head_index": "__module.model.model.2.one2one_cv3.1.2/aten::_convolution/Convolution"}
+    for whole, kept in ((False, {"last", "dfl", "topk"}), (True, {"last", "inner", "dfl", "topk"})):
+        _, patterns = ignored_scope(23, nncf, whole_head=whole)
+        assert {k for k, n in names.items() if _matches(n, patterns)} == kept, whole

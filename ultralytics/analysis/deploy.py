@@ -47,8 +47,8 @@ def deploy_table(model, data, **overrides) -> list[dict]:
     """Export, time and validate `model` (a .pt path) in every format; returns the rows (see COLUMNS).
 
     overrides: imgsz, batch (the larger batch; 1 -> LARGE_BATCH), warmup_runs, timed_runs, fraction (INT8
-    calibration: of data's val images), formats (names of FORMATS to run, default all), project, name,
-    exist_ok, verbose.
+    calibration: of data's val images), int8_head (last/all: the head convolutions INT8 keeps in float), formats
+    (names of FORMATS to run, default all), project, name, exist_ok, verbose.
     """
     from ultralytics.analysis.benchmark import benchmark_args
     from ultralytics.engine.exporter import Exporter
@@ -66,6 +66,7 @@ def deploy_table(model, data, **overrides) -> list[dict]:
     if wanted is not None and any(w not in names for w in wanted):
         raise UserError(f"formats={wanted}: choose among {names}")
     fraction = overrides.pop("fraction", 1.0)
+    int8_head = overrides.pop("int8_head", "last")
     args = benchmark_args({**overrides, "device": "cpu"})
     imgsz = int(args.imgsz if isinstance(args.imgsz, int) else max(args.imgsz))
     big = int(args.batch) if int(args.batch) > 1 else LARGE_BATCH
@@ -87,7 +88,7 @@ def deploy_table(model, data, **overrides) -> list[dict]:
         else:
             settings = {**export, "imgsz": imgsz, "dynamic": True, "batch": 1, "device": "cpu"}
             if export.get("int8"):
-                settings.update(data=data, fraction=fraction)
+                settings.update(data=data, fraction=fraction, int8_head=int8_head)
             target = save_dir / pt.name
             if not target.exists():
                 target.write_bytes(pt.read_bytes())  # exports go beside the weights: keep them in the run dir

@@ -44,8 +44,8 @@ def ignored_scope(head_index: int, nncf, whole_head: bool = False):
       stride scaling, the sigmoid: arithmetic on pixel coordinates, where 8 bits cannot hold 0..640 px.
     - the graph's top ops (`aten::...` without a module: the padding and the top-k): selection by score, which
       must compare exact float scores.
-    whole_head=True keeps every convolution of the head in floating point too (benchmarks/deploy_table.py measures
-    what that recovers).
+    whole_head=True (setting int8_head=all) keeps every convolution of the head in floating point too
+    (benchmarks/deploy_table.py measures what that recovers).
     """
     prefix = rf"__module\.model\.model\.{head_index}"
     last = rf"{prefix}\.one2one_cv[23]\..*" if whole_head else rf"{prefix}\.one2one_cv[23]\.\d+\.2/.*"
@@ -108,13 +108,15 @@ def export_openvino(net: nn.Module, im: torch.Tensor, folder: Path, metadata: di
 def quantize(model, args, imgsz: list[int], batch: int, head_index: int, nncf):
     """nncf.quantize (post-training, mixed preset) of the converted model on data's val images."""
     batches = calibration_images(args.data, imgsz, float(args.fraction), batch)
-    scope, patterns = ignored_scope(head_index, nncf)
+    whole_head = str(args.get("int8_head") or "last").lower() == "all"
+    scope, patterns = ignored_scope(head_index, nncf, whole_head=whole_head)
     kept = [op.get_friendly_name() for op in model.get_ordered_ops() if _matches(op.get_friendly_name(), patterns)]
     if not any(".one2one_cv" in k for k in kept):
         raise UserError("int8: the head's convolutions were not found by name in the converted graph, so they "
                         "would be quantised; this model's head is not the YOLOv10 head this export knows")
+    what = "all the head's convs" if whole_head else "the head's last convs"
     LOGGER.info(f"{colorstr('export:')} INT8 (NNCF) on {len(batches)} calibration batch(es) of {batch} from "
-                f"'{args.data}'; {len(kept)} ops kept in floating point (head's last convs, box decoding, top-k)")
+                f"'{args.data}'; {len(kept)} ops kept in floating point ({what}, box decoding, top-k)")
     with _quiet():
         return nncf.quantize(model, nncf.Dataset(batches), preset=nncf.QuantizationPreset.MIXED,
                              subset_size=sum(len(b) for b in batches), ignored_scope=scope)
