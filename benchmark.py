@@ -7,6 +7,12 @@ Any setting can be overridden on the command line:
 Each model (a YAML, a .pt, an .onnx or a .torchscript file) is fused (one-to-one head), warmed up, and timed
 over `timed_runs` forward passes (CUDA synchronised around each); the table goes to
 runs/benchmark/expN/benchmark.csv with params and GFLOPs of the inference graph. Time on an idle machine.
+
+With data=, one trained .pt is exported to every deployment format and each file is timed (ms per image at
+batch 1 and at a larger batch) and validated on data; one table: format, size MB, mAP50-95, ms/image
+(ultralytics/analysis/deploy.py, docs/15-deployment.md):
+
+    python benchmark.py model=runs/train/exp/weights/best.pt data=shapes.yaml imgsz=320 device=cpu
 """
 
 import sys
@@ -34,6 +40,14 @@ if __name__ == "__main__":
             project="runs/benchmark",
             name="exp",
         )
-        benchmark(overrides.pop("model", None) or MODELS, **{**settings, **overrides})
+        if overrides.get("data"):  # one table per format: export the .pt to each, time and validate each file
+            from ultralytics.analysis.deploy import deploy_table
+            from ultralytics.models.yolo.detect import DetectionValidator
+
+            settings.update(warmup_runs=5, timed_runs=20, name="deploy")
+            deploy_table(overrides.pop("model", None), overrides.pop("data"), DetectionValidator,
+                         **{**settings, **overrides})
+        else:
+            benchmark(overrides.pop("model", None) or MODELS, **{**settings, **overrides})
     except UserError as e:
         sys.exit(f"ERROR: {e}")

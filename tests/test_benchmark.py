@@ -107,3 +107,19 @@ def test_inference_graph_even_with_nms_head(tmp_path):
     model.model[-1].nms = True
     rows = benchmark([model], imgsz=64, project=str(tmp_path), **FAST)
     assert rows[0]["params"] == 2_299_264 and model.model[-1].nms and model.model[-1].cv2 is not None
+
+
+def test_data_routes_to_deploy_table(tmp_path, monkeypatch):
+    """With data=, `yolo benchmark` and `python benchmark.py` build the deployment table (one .pt exported to each
+    format): a YAML is refused there with a message saying so; without data= the latency table is unchanged."""
+    import runpy
+    import sys
+
+    from ultralytics.cli import entrypoint
+    from ultralytics.utils import REPO_ROOT
+
+    with pytest.raises(UserError, match="exports a trained .pt to each format: model='yolov10n.yaml' is not a .pt"):
+        entrypoint(["benchmark", "model=yolov10n.yaml", "data=shapes.yaml", f"project={tmp_path}"])
+    monkeypatch.setattr(sys, "argv", ["benchmark.py", "model=yolov10n.yaml", "data=shapes.yaml"])
+    with pytest.raises(SystemExit, match="ERROR: the deployment table exports a trained .pt"):
+        runpy.run_path(str(REPO_ROOT / "benchmark.py"), run_name="__main__")

@@ -27,7 +27,7 @@ REQUIRED = {
     "box": 7.5, "cls": 0.5, "dfl": 1.5, "nbs": 64, "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4, "degrees": 0.0,
     "translate": 0.1, "scale": 0.5, "shear": 0.0, "perspective": 0.0, "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0,
     "mixup": 0.0, "copy_paste": 0.0, "label_smoothing": 0.0, "format": "torchscript", "opset": None,
-    "simplify": False,
+    "simplify": True,  # onnxslim by default, as Ultralytics (issue 27)
 }
 
 

@@ -123,7 +123,7 @@ def test_mode_word_of_a_command_runs_the_command(hello, monkeypatch):
 
 def test_registered_commands_and_light_help():
     assert {k: cli.COMMANDS[k] for k in ("benchmark", "profile")} == {  # other helpers' entries may follow
-        "benchmark": "ultralytics.analysis.benchmark:main", "profile": "ultralytics.analysis.profile:main"}
+        "benchmark": "ultralytics.cli:benchmark_main", "profile": "ultralytics.analysis.profile:main"}
     for word in cli.COMMANDS:  # every registered command has a main with a docstring that help shows
         assert cli.command_summary(word), word
     code = ("import sys; from ultralytics import cli; "

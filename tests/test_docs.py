@@ -204,7 +204,8 @@ def test_pages_exist_in_order():
                                        "07-loss-recipes.md", "08-is-my-module-helping.md",
                                        "09-multi-gpu-and-speed.md", "10-your-own-data.md",
                                        "11-attention-baselines.md", "12-tracking-and-tuning.md",
-                                       "13-small-objects.md", "14-lightweight-models.md"]
+                                       "13-small-objects.md", "14-lightweight-models.md",
+                                       "15-deployment.md"]
 
 
 def test_settings_page_is_generated_from_default_yaml():

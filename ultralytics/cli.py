@@ -23,7 +23,7 @@ from ultralytics.cfg import command_settings, load_cfg_schema, parse_key_value_a
 from ultralytics.utils import DEFAULT_CFG_PATH, LOGGER, UserError
 
 COMMANDS: dict[str, str] = {
-    "benchmark": "ultralytics.analysis.benchmark:main",
+    "benchmark": "ultralytics.cli:benchmark_main",  # latency table, or with data= the deployment table
     "dataset": "ultralytics.data.convert:main",
     "profile": "ultralytics.analysis.profile:main",
     "tune": "ultralytics.tune_cli:main",
@@ -175,3 +175,15 @@ def script_settings(script: str, defaults: dict, argv: list[str], builtin_source
 
         settings["source"] = str(ensure_builtin_dataset() / "images" / "val")
     return settings
+
+
+def benchmark_main(argv: list[str]):
+    """Latency of models side by side, e.g. model=a.yaml,b.pt imgsz=640 device=cpu.
+
+    With data=, the deployment table of one .pt (analysis/deploy.py), scored by the detection validator that this
+    layer passes down (analysis sits below models/).
+    """
+    from ultralytics.analysis.deploy import main
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    return main(argv, validator=DetectionValidator)

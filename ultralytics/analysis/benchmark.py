@@ -1,13 +1,14 @@
 """Inference latency as papers report it: fused model, one-to-one head, warm-up, then timed forward passes.
 
-`benchmark(models, **settings)` times each model (a model YAML, a .pt, an .onnx or a .torchscript file, a
-YOLO object or a DetectionModel) on the same random input (batch, 3, h, w) and writes one row per model to
+`benchmark(models, **settings)` times each model (a model YAML, a .pt, an .onnx or a .torchscript file, an
+OpenVINO folder, a YOLO object or a DetectionModel) on the same random input (batch, 3, h, w) and writes one row per model to
 runs/benchmark/expN/benchmark.csv: model, format, device, batch, imgsz, half, params, gflops, ms_median,
 ms_std, fps. Latency is of the forward pass only (the graph's top-k included, no pre/post-processing of
 images), in milliseconds per batch; fps = batch * 1000 / ms_median. CUDA is synchronised before and after
 each timed pass, so a pass is its full GPU time. params and GFLOPs are those of the inference graph: the
 fused model with its one-to-one head (yolov10n: 2,299,264 parameters, 6.7 GFLOPs at 640); for an exported
-file they are read from its metadata (GFLOPs only at the size it was exported at).
+file they are read from its metadata (GFLOPs only at the size it was exported at). With data=, `yolo benchmark`
+and benchmark.py build the deployment table instead (analysis/deploy.py: each format exported and validated).
 """
 
 from __future__ import annotations

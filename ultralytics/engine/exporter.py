@@ -1,10 +1,11 @@
-"""Export a detection model to ONNX or TorchScript: the fused model with its NMS-free top-k in the graph.
+"""Export a detection model to ONNX, TorchScript or OpenVINO: the fused model with its NMS-free top-k in the graph.
 
 The written graph maps images (B, 3, H, W) float 0..1 RGB to detections (B, max_det, 6): x1, y1, x2, y2 in
 input pixels, score, class, best first (rows past the real detections score 0). The model is fused first
 (BNs folded into convs, RepVGGDW merged, the one-to-many branch dropped), so the file holds the inference
 graph whose parameters and GFLOPs the benchmark reports. The file carries its metadata (names, stride,
-imgsz, task, batch, dynamic, ...): ONNX in metadata_props, TorchScript in the extra file 'config.txt'.
+imgsz, task, batch, dynamic, ...): ONNX in metadata_props, TorchScript in the extra file 'config.txt',
+OpenVINO in metadata.yaml beside the IR (engine/export_openvino.py; FP32, FP16 weights or INT8).
 """
 
 from __future__ import annotations
@@ -24,9 +25,16 @@ import torch.nn as nn
 from ultralytics.utils import LOGGER, UserError, colorstr
 from ultralytics.utils.checks import EXPORT_PIP, get_setting, require  # noqa: F401 (EXPORT_PIP: re-exported)
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript", "openvino": "_openvino_model"}  # openvino: a folder
+TENSORRT_UNSUPPORTED = ("format=engine (TensorRT) is not supported yet: it needs a GPU to build and check the engine, "
+                        "and it has not been run here; export format=onnx and build the engine with trtexec, or use "
+                        "format=openvino on CPUs")
 NMS_UNSUPPORTED = ("export with nms=True is not supported: the exported graph holds YOLOv10's NMS-free one-to-one "
                    "head (top-k, no NMS needed); export with nms=False")
+OPENVINO_PIP = "pip install -r requirements-export.txt  (or: pip install openvino)"
+NNCF_PIP = "pip install -r requirements-export.txt  (or: pip install nncf)"
+
+
 def onnx_opset_range() -> tuple[int, int]:
     """(lowest, highest) ONNX opset the TorchScript-based torch.onnx exporter of this torch can write."""
     try:
@@ -79,10 +87,12 @@ def export_args(overrides: dict) -> object:
 class Exporter:
     """`Exporter(overrides)(model, weights_path)` -> the written file's path (str).
 
-    Settings (cfg/default.yaml): format (onnx/torchscript), imgsz (int or [h, w], rounded up to the stride),
-    batch (default 1 here), dynamic (ONNX: dynamic batch and image size; TorchScript traces follow the input's
-    shape anyway), half (FP16, CUDA only), opset (ONNX; empty = 17, or the highest this torch writes when
-    lower), simplify (ONNX, needs onnxslim), nms (only False: the NMS-free one-to-one head), max_det, device.
+    Settings (cfg/default.yaml): format (onnx/torchscript/openvino; engine = TensorRT is refused), imgsz (int or
+    [h, w], rounded up to the stride), batch (default 1 here), dynamic (ONNX, OpenVINO: dynamic batch and image
+    size; TorchScript traces follow the input's shape anyway), half (FP16: CUDA only, except OpenVINO, which
+    stores FP16 weights), int8 (OpenVINO: NNCF quantisation on data's val images, the first `fraction` of them),
+    opset (ONNX; empty = 17, or the highest this torch writes when lower), simplify (ONNX: onnxslim, on by
+    default), nms (only False: the NMS-free one-to-one head), max_det, device.
     """
 
     def __init__(self, overrides: dict | None = None, callbacks=None):
@@ -100,6 +110,8 @@ class Exporter:
         args = self.args
         self.callbacks.run("on_export_start", self)
         fmt = str(args.format).lower()
+        if fmt == "engine":
+            raise UserError(TENSORRT_UNSUPPORTED)
         if fmt not in FORMATS:
             raise UserError(f"unknown export format '{args.format}': choose one of {', '.join(FORMATS)}")
         if args.get("nms"):
@@ -107,10 +119,19 @@ class Exporter:
         if fmt == "onnx":
             require("onnx", "ONNX export")
             if args.simplify:
-                require("onnxslim", "simplify=True", "pip install onnxslim")
+                require("onnxslim", "simplify=True (the default)", "pip install onnxslim  (or: simplify=False)")
             self.opset = self._check_opset(args.opset)
+        if fmt == "openvino":
+            require("openvino", "OpenVINO export (format=openvino)", OPENVINO_PIP)
+            if args.int8:
+                require("nncf", "INT8 OpenVINO export (int8=True)", NNCF_PIP)
+                if not args.data:
+                    raise UserError("int8=True needs calibration images: give data=<data YAML> (its val split is "
+                                    "used), e.g. export(format='openvino', int8=True, data='shapes.yaml')")
+        elif args.int8:
+            raise UserError(f"int8=True is for format=openvino (NNCF quantisation); format={fmt} has no INT8 export")
         device = select_device(args.device, verbose=False)
-        if args.half and device.type != "cuda":
+        if args.half and device.type != "cuda" and fmt != "openvino":  # OpenVINO: FP16 weights in the IR
             raise UserError("half=True export needs a CUDA device (device=0): FP16 inference graphs are for GPUs; "
                             "export with half=False on the CPU")
         stride = int(model.stride.max())
@@ -126,7 +147,7 @@ class Exporter:
         gflops = count_flops(fused, [h, w])
         net = ExportModel(fused, args.max_det).to(device).eval()
         im = torch.zeros(batch, 3, h, w, device=device)
-        if args.half:
+        if args.half and fmt != "openvino":
             net, im = net.half(), im.half()
         with torch.no_grad():
             out = net(im)  # dry run: the shapes the file will give
@@ -136,17 +157,27 @@ class Exporter:
             "version": _version(), "task": "detect", "format": fmt, "model": _model_name(model),
             "names": {int(k): str(v) for k, v in model.names.items()}, "nc": int(model.nc), "stride": stride,
             "imgsz": [h, w], "batch": batch, "dynamic": bool(args.dynamic), "half": bool(args.half), "nms": False,
+            "int8": bool(args.int8),
             "max_det": int(args.max_det), "params": params, "gflops": round(gflops, 4),
             "output": "(B, max_det, 6): x1, y1, x2, y2 (input pixels), score, class",
             "data": _train_data(model),
         }
         file = self._file(model, weights, fmt)
+        if fmt == "openvino" and args.int8:  # best_int8_openvino_model/, as Ultralytics names it: FP32 is kept
+            file = file.with_name(file.name.replace(FORMATS[fmt], "_int8" + FORMATS[fmt]))
         LOGGER.info(f"{colorstr('export:')} {fmt} from {weights or _model_name(model)}: input {tuple(im.shape)}, "
                     f"output {tuple(out.shape)}, {params:,} parameters (fused), {gflops:.1f} GFLOPs")
         t0 = time.perf_counter()
-        (self._onnx if fmt == "onnx" else self._torchscript)(net, im, file)
+        if fmt == "openvino":
+            from ultralytics.engine.export_openvino import export_openvino
+
+            ov = require("openvino", "OpenVINO export (format=openvino)", OPENVINO_PIP)
+            nncf = require("nncf", "INT8 OpenVINO export (int8=True)", NNCF_PIP) if args.int8 else None
+            export_openvino(net, im, file, self.metadata, args, len(fused.model) - 1, ov, nncf)
+        else:
+            (self._onnx if fmt == "onnx" else self._torchscript)(net, im, file)
         self.seconds = time.perf_counter() - t0
-        size = file.stat().st_size / 2**20
+        size = sum(f.stat().st_size for f in file.rglob("*")) / 2**20 if file.is_dir() else file.stat().st_size / 2**20
         LOGGER.info(f"{colorstr('export:')} wrote {file} ({size:.1f} MB) in {self.seconds:.1f}s")
         self.file = file
         self.callbacks.run("on_export_end", self)
@@ -171,7 +202,10 @@ class Exporter:
         proto = onnx.load(str(file))
         if self.args.simplify:
             slim = require("onnxslim", "simplify=True", "pip install onnxslim")
-            proto = slim.slim(proto)
+            before = len(proto.graph.node)
+            with _quiet_stdout():
+                proto = slim.slim(proto)
+            LOGGER.info(f"{colorstr('export:')} onnxslim: {before} -> {len(proto.graph.node)} graph nodes")
         for k, v in self.metadata.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = k, json.dumps(v)
@@ -198,10 +232,12 @@ class Exporter:
 
     @staticmethod
     def _file(model: nn.Module, weights, fmt: str) -> Path:
-        """best.pt -> best.onnx beside it; a model built from a YAML -> <yaml stem>.onnx in the working dir."""
-        if weights is not None and Path(str(weights)).suffix == ".pt":
-            return Path(weights).with_suffix(FORMATS[fmt])
-        return Path(_model_name(model)).with_suffix(FORMATS[fmt])
+        """best.pt -> best.onnx (best_openvino_model/) beside it; a model built from a YAML -> <yaml stem>.onnx in
+        the working dir."""
+        file = Path(weights) if weights is not None and Path(str(weights)).suffix == ".pt" else Path(_model_name(model))
+        if fmt == "openvino":
+            return file.with_name((file.stem if file.suffix == ".pt" else file.name) + FORMATS[fmt])
+        return file.with_suffix(FORMATS[fmt])
 
 
 @contextlib.contextmanager

@@ -54,14 +54,14 @@ class Model:
             self.model.has_weights = True  # training starts from these weights
             self.ckpt_path = model
             self.cfg = self.model.yaml.get("yaml_file")
-        elif suffix in (".onnx", ".torchscript"):
+        elif suffix in (".onnx", ".torchscript", ".xml") or Path(model).is_dir():  # .xml / folder: OpenVINO
             from ultralytics.nn.backend import load_inference_model
 
             self.model = load_inference_model(model)  # predict and val only
             self.ckpt_path, self.cfg = model, None
         else:
             raise UserError(f"model '{model}' must be a model YAML (.yaml), a checkpoint (.pt) or an exported "
-                            f"model (.onnx, .torchscript); got suffix '{suffix}'")
+                            f"model (.onnx, .torchscript, an OpenVINO folder); got suffix '{suffix}'")
 
     @property
     def exported(self) -> bool:
@@ -231,8 +231,9 @@ class Model:
     def export(self, **kwargs) -> str:
         """Write the fused model as ONNX or TorchScript; returns the file's path (see engine/exporter.py).
 
-        kwargs: format ('torchscript' or 'onnx'), imgsz, batch (default 1), dynamic, half (CUDA), opset,
-        simplify, nms (False only), max_det, device. best.pt -> best.onnx beside it.
+        kwargs: format ('torchscript', 'onnx' or 'openvino'), imgsz, batch (default 1), dynamic, half (CUDA;
+        OpenVINO: FP16 weights), int8, data, fraction (OpenVINO INT8 calibration), opset, simplify, nms (False only),
+        max_det, device. best.pt -> best.onnx (best_openvino_model/) beside it.
         """
         from ultralytics.engine.exporter import Exporter
 

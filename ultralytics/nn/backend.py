@@ -1,10 +1,13 @@
-"""One inference interface over a .pt, .onnx or .torchscript file, for predict and val.
+"""One inference interface over a .pt, .onnx, .torchscript file or an OpenVINO folder, for predict and val.
 
 `load_inference_model(path)` returns an nn.Module with DetectionModel's inference interface:
 forward(x: (B, 3, H, W) float 0..1 RGB) -> (B, K, 6) x1, y1, x2, y2 (input pixels), score, class, best first;
 `.names` {id: name}, `.nc`, `.stride` (tensor of the level strides, `.max()` is the largest), `.args` (the
 settings it was trained with, as far as known: data, imgsz), `.to(device)`, `.eval()`, `.half()`, `.float()`.
-A .pt gives the DetectionModel itself; .onnx runs through onnxruntime and .torchscript through torch.jit.
+A .pt gives the DetectionModel itself; .onnx runs through onnxruntime, .torchscript through torch.jit and
+an OpenVINO folder `<name>_openvino_model/` (or its .xml) through openvino's CPU plugin, asked for f32 inference
+precision (on CPUs with AMX, OpenVINO otherwise runs FP32 graphs in bf16, which moves boxes by pixels; INT8
+graphs keep their int8 ops); a dynamic IR is compiled once per input shape (static kernels are faster).
 
 A file exported with fixed shapes (dynamic=False) takes inputs up to its batch and image size: a smaller
 image is padded at the right and bottom with the letterbox grey (boxes keep their coordinates), a batch is
@@ -23,7 +26,9 @@ import torch.nn as nn
 
 from ultralytics.utils import UserError
 
-SUFFIXES = (".pt", ".onnx", ".torchscript")
+SUFFIXES = (".pt", ".onnx", ".torchscript", "_openvino_model/", ".xml")
+MAX_SHAPES = 8  # compiled models an OpenVINO model keeps for a dynamic graph (one per input shape)
+OPENVINO_PIP = "pip install -r requirements-export.txt  (or: pip install openvino)"
 PAD_VALUE = 114 / 255  # the letterbox grey
 METADATA_KEYS = ("task", "names", "stride", "imgsz", "batch", "dynamic", "half", "max_det")  # what a runner needs
 
@@ -31,7 +36,13 @@ METADATA_KEYS = ("task", "names", "stride", "imgsz", "batch", "dynamic", "half",
 def load_inference_model(path: str | Path, verbose: bool = False) -> nn.Module:
     """A model file -> an nn.Module that predicts (B, K, 6); the file type is read from the suffix."""
     path = Path(str(path))
+    xml = find_openvino_xml(path)
+    if xml is not None:
+        return OpenVINOModel(xml)
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise UserError(f"model folder '{path}' holds no OpenVINO .xml: give an export folder such as "
+                        "best_openvino_model/ (made by export(format='openvino')), or a model file")
     if suffix not in SUFFIXES:
         raise UserError(f"model file '{path}' has an unknown format '{suffix}': use one of {', '.join(SUFFIXES)}")
     if not path.is_file():
@@ -198,3 +209,62 @@ class TorchScriptModel(ExportedModel):
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         p = next(self.ts.parameters(), None)
         return self.ts(x.to(p.dtype) if p is not None else x)
+
+
+def find_openvino_xml(path: Path) -> Path | None:
+    """The IR .xml of an OpenVINO folder (or the .xml itself); None if `path` is neither."""
+    if path.suffix.lower() == ".xml" and path.is_file():
+        return path
+    if path.is_dir():
+        xmls = sorted(path.glob("*.xml"))
+        if len(xmls) > 1:
+            raise UserError(f"OpenVINO folder '{path}' holds several .xml files ({', '.join(x.name for x in xmls)}): "
+                            "give the one to load, e.g. YOLO('folder/best.xml')")
+        return xmls[0] if xmls else None
+    return None
+
+
+class OpenVINOModel(ExportedModel):
+    """An OpenVINO IR (FP32, FP16 weights or INT8) with its metadata.yaml, run by openvino's CPU plugin."""
+
+    format = "OpenVINO"
+
+    def __init__(self, xml: Path):
+        import yaml
+
+        from ultralytics.utils.checks import require
+
+        ov = require("openvino", f"running '{xml}'", OPENVINO_PIP)
+        meta_file = xml.parent / "metadata.yaml"
+        metadata = yaml.safe_load(meta_file.read_text()) if meta_file.is_file() else {}
+        if not isinstance(metadata, dict):
+            raise UserError(f"OpenVINO metadata '{meta_file}' is not a mapping of settings: re-export the model")
+        super().__init__(xml, metadata or {})
+        self.core = ov.Core()
+        try:
+            self.ov_model = self.core.read_model(str(xml))
+        except Exception as e:  # openvino raises its own RuntimeError subtypes for unreadable IR
+            raise UserError(f"OpenVINO cannot read '{xml}': {str(e).splitlines()[0][:300]}") from None
+        self.dynamic = self.ov_model.inputs[0].get_partial_shape().is_dynamic  # the graph is the truth
+        self.precision = str(metadata.get("precision", "fp32"))
+        self._compiled: dict[tuple, object] = {}  # input shape -> compiled model
+
+    def _compile(self, shape: tuple):
+        """The compiled model for an input shape: a dynamic graph is reshaped to it first. (Static kernels are
+        faster, and OpenVINO 2026.4's CPU plugin crashed running an INT8 IR compiled with dynamic shapes.)"""
+        if shape not in self._compiled:
+            if len(self._compiled) >= MAX_SHAPES:
+                self._compiled.pop(next(iter(self._compiled)))
+            model = self.ov_model
+            if self.dynamic:
+                model = self.ov_model.clone()
+                model.reshape({0: list(shape)})
+            config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                      "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+            self._compiled[shape] = self.core.compile_model(model, "CPU", config)
+        return self._compiled[shape]
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        feed = np.ascontiguousarray(x.detach().cpu().float().numpy())
+        y = self._compile(tuple(feed.shape))(feed)[0]
+        return torch.from_numpy(np.array(y, dtype=np.float32))

@@ -109,7 +109,7 @@ def weights_from_args(overrides: dict, default: str) -> str:
     command line (both removed from overrides), else `default`; UserError when the file is missing."""
     weights = overrides.pop("weights", None)
     weights = overrides.pop("model", None) or weights or default
-    if not Path(weights).is_file():
+    if not Path(weights).is_file() and not any(Path(weights).glob("*.xml")):  # a file, or an OpenVINO folder
         raise UserError(f"weights file '{weights}' not found: train a model first (python train.py), "
                         "or pass model=path/to/best.pt")
     return str(weights)
