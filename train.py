@@ -6,6 +6,7 @@ Swap MODEL for yolov10n.yaml / yolov10n-PSALSKA.yaml, run again, and compare wha
 each fold into runs/train/<name>-fold<k> and prints mean ± std of mAP50 and mAP50-95.
 """
 
+import copy
 import sys
 
 from ultralytics import YOLO

@@ -118,11 +118,13 @@ def test_distillation_under_ddp_keeps_ranks_identical(tiny_data, tmp_path):
     not DDP's) agrees too, so rank 0's checkpoint is every rank's."""
     import json
 
-    from test_ddp import SETTINGS, run_child
+    from test_ddp import SETTINGS, TINY_MODEL, run_child
 
-    YOLO(SETTINGS["model"]).train(data=tiny_data, project=str(tmp_path), name="teacher",
+    # the plain tiny model: test_ddp's fixture may have pointed SETTINGS['model'] at a YAML of its own module
+    YOLO(str(TINY_MODEL)).train(data=tiny_data, project=str(tmp_path), name="teacher",
                                   **{**TINY, "epochs": 1})
-    spec = {"settings": {**SETTINGS, "data": tiny_data, "project": str(tmp_path / "runs"), "warmup_epochs": 0,
+    spec = {"settings": {**SETTINGS, "model": str(TINY_MODEL), "data": tiny_data, "project": str(tmp_path / "runs"),
+                         "warmup_epochs": 0,
                          "distill_model": str(tmp_path / "teacher" / "weights" / "last.pt")},
             "out": str(tmp_path / "out"), "mode": "train"}
     r, _ = run_child(tmp_path, spec)

@@ -57,7 +57,8 @@ class Checks(dict):
         ok = bool(ok)
         self[name] = self.get(name, True) and ok
         if not ok:
-            self.why.setdefault(name, str(why)[-3000:])
+            why = str(why)  # its first line (what was expected) and the end of the evidence
+            self.why.setdefault(name, why if len(why) <= 3000 else why[:200] + " [...] " + why[-2800:])
         return ok
 
 

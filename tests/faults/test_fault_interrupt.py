@@ -42,7 +42,12 @@ def check_case(name: str, child_matrix) -> Checks:
     ref_rows = without_time(read_rows(ref))
     c = Checks()
     # --- right after the fault ---
-    c("exit status", out.rc == case.rc, f"exit status {out.rc}, expected {case.rc}\n{out.output[-3000:]}")
+    # An unhandled KeyboardInterrupt ends CPython by SIGINT (-2), unless code run while the interpreter shuts down
+    # calls exec() on a string (a namedtuple or dataclass made lazily at exit does), which clears CPython's
+    # "unhandled KeyboardInterrupt" flag and gives exit status 1; 130 where SIGINT is blocked. Seen with this tree's
+    # dependencies on 2026-12-07, at the earlier commit ca600b2 too; the traceback check below still pins the cause.
+    ok_rc = (case.rc, 1, 130) if case.rc == INTERRUPTED else (case.rc,)
+    c("exit status", out.rc in ok_rc, f"exit status {out.rc}, expected {ok_rc}\n{out.output[-3000:]}")
     for pattern in case.message:
         c("message", re.search(pattern, out.output), f"no message /{pattern}/ in:\n{out.output[-3000:]}")
     if case.rc == INTERRUPTED:
