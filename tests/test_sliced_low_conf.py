@@ -50,3 +50,14 @@ def test_nested_low_score_boxes_survive_at_low_conf():
     for conf, n in ((0.3, 1), (0.05, 2)):
         d = _detector(conf)
         assert len(merge_detections(boxes.clone(), d.method, d.metric, d.threshold)) == n
+
+
+def test_validation_header_names_the_merge_used():
+    """The line above the validation table names the merge the slicer runs, not the setting it replaced."""
+    from ultralytics.models.yolo.detect.val import DetectionValidator
+
+    det = _detector(0.001)
+    fake = types.SimpleNamespace(args=det.args, training=False)
+    line = DetectionValidator.head_description(fake, det)
+    assert "merge=nms/iou/0.5" in line, line
+    assert "merge=nmm/ios/0.5" in DetectionValidator.head_description(fake)

@@ -109,11 +109,12 @@ class DetectionValidator:
         head.nms, head.max_det = bool(self.args.nms), int(self.args.max_det)
         return prev
 
-    def head_description(self) -> str:
-        """Which head the numbers score, for the line above the table."""
+    def head_description(self, slicer=None) -> str:
+        """Which head the numbers score, for the line above the table (the merge a SlicedDetector `slicer` uses)."""
         a = self.args
-        sliced = (f", sliced (slice={a.slice}, overlap={a.overlap}, slice_full={a.slice_full}, merge={a.merge}/"
-                  f"{a.merge_metric}/{a.merge_threshold})") if a.slice and not self.training else ""
+        merge = f"{slicer.method}/{slicer.metric}" if slicer is not None else f"{a.merge}/{a.merge_metric}"
+        sliced = (f", sliced (slice={a.slice}, overlap={a.overlap}, slice_full={a.slice_full}, merge={merge}/"
+                  f"{a.merge_threshold})") if a.slice and not self.training else ""
         if self.args.nms:
             return (f"one-to-many head + class-aware NMS (nms=True, iou={self.args.iou}, max_det={self.args.max_det})"
                     + sliced)
@@ -166,7 +167,7 @@ class DetectionValidator:
                                     self.args.conf, multi_label=True)  # as postprocess() decodes with nms=True
         self.callbacks.run("on_val_start", self)
         if not self.training:
-            LOGGER.info(f"Scoring the {self.head_description()}")
+            LOGGER.info(f"Scoring the {self.head_description(slicer)}")
         plots = bool(self.args.plots) and not self.training
         cuda = self.device.type == "cuda"
         dt, wait, n_wait = np.zeros(4), 0.0, 0
