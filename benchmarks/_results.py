@@ -102,6 +102,7 @@ CODE_OF_SCRIPT: dict[str, dict[str, Any]] = {
     "lska_scaling.py": {"paths": ["benchmarks/_common.py", *_MODEL]},
     "model_table.py": {"paths": [*_MODEL]},
     "recipe.py": {"paths": ["benchmarks/_common.py", *_TRAINING]},
+    "small_objects.py": {"paths": ["benchmarks/_common.py", "ultralytics/compare/stats.py", *_TRAINING]},
     "train_default.py": {"paths": [*_TRAINING], "command": "python benchmarks/train_default.py --seeds 0 1 2"},
     "train_speed.py": {"paths": ["benchmarks/_common.py", *_TRAINING]},
     "tune_pruning.py": {"paths": ["benchmarks/_common.py", "tests/data/yolov10t-shapes.pt", *_TRAINING]},

@@ -8,7 +8,8 @@ the same factor, never blown up to the slice. With `slice_full=True` the whole i
 letterboxed to imgsz (SAHI's perform_standard_pred, run when there is more than one window), so that objects
 larger than a window are still found. Every window's boxes are clipped to the window, shifted into full-image
 pixels and merged class by class (`merge`, `merge_metric`, `merge_threshold`: utils/slicing.merge_detections),
-then the `max_det` best are kept.
+then the `max_det` best are kept. Below conf 0.1 (validation's 0.001) the default NMM/IOS merge becomes NMS/IOU,
+as SAHI's get_sliced_prediction switches: greedy merging of many low-score boxes grows wide union boxes.
 
 Used by DetectionPredictor (slice=...) and DetectionValidator (slice=...); it takes a model already on its device
 in eval mode (fused or not, as the caller prepared it) and knows nothing of files or Results.
@@ -25,6 +26,9 @@ import torch
 
 from ultralytics.utils import UserError
 from ultralytics.utils.slicing import check_merge, check_overlap, check_slice_size, merge_detections, slice_positions
+
+LOW_CONF = 0.1  # below this score cut-off the default merge becomes NMS/IOU, as SAHI 0.12's get_sliced_prediction
+DEFAULT_MERGE = ("nmm", "ios")  # default.yaml's merge, merge_metric
 
 
 class SlicedDetector:
@@ -49,6 +53,14 @@ class SlicedDetector:
         self.slice = check_slice_size(args.slice, "slice", stride=self.stride)
         self.overlap = check_overlap(args.overlap, "overlap")
         self.method, self.metric, self.threshold = check_merge(args.merge, args.merge_metric, args.merge_threshold)
+        if self.conf < LOW_CONF and (self.method, self.metric) == DEFAULT_MERGE:
+            # SAHI 0.12's get_sliced_prediction does the same below conf 0.1 (measured: benchmarks/sahi_low_conf.py):
+            # greedy merging of many low-score boxes grows union boxes that score far below whole-image validation
+            from ultralytics.utils import LOGGER
+
+            self.method, self.metric = "nms", "iou"
+            LOGGER.info(f"sliced: conf={self.conf:g} < {LOW_CONF}: merge=nms merge_metric=iou instead of the default "
+                        f"{'/'.join(DEFAULT_MERGE)}, as SAHI does; any other merge/merge_metric is used as given")
         self.imgsz = check_imgsz(args.imgsz, stride=self.stride, min_dim=2)  # [h, w]
         self.batch = max(int(args.batch), 1)
         self.full = bool(args.slice_full)

@@ -63,11 +63,12 @@ class DetectionValidator(BaseValidator):
                             f"(names: {names[:10]}{' ...' if len(names) > 10 else ''}); validate with the "
                             "dataset the model was trained on")
 
-    def head_description(self) -> str:
-        """Which head the numbers score, for the line above the table."""
+    def head_description(self, slicer=None) -> str:
+        """Which head the numbers score, for the line above the table (the merge a SlicedDetector `slicer` uses)."""
         a = self.args
-        sliced = (f", sliced (slice={a.slice}, overlap={a.overlap}, slice_full={a.slice_full}, merge={a.merge}/"
-                  f"{a.merge_metric}/{a.merge_threshold})") if a.slice and not self.training else ""
+        merge = f"{slicer.method}/{slicer.metric}" if slicer is not None else f"{a.merge}/{a.merge_metric}"
+        sliced = (f", sliced (slice={a.slice}, overlap={a.overlap}, slice_full={a.slice_full}, merge={merge}/"
+                  f"{a.merge_threshold})") if a.slice and not self.training else ""
         if self.args.nms:
             return (f"one-to-many head + class-aware NMS (nms=True, iou={self.args.iou}, max_det={self.args.max_det})"
                     + sliced)
@@ -84,7 +85,7 @@ class DetectionValidator(BaseValidator):
             self.slicer = SlicedDetector(self.model, self.args, self.device, self.half, conf,
                                          multi_label=True)  # as postprocess() decodes with nms=True
         if not self.training:
-            LOGGER.info(f"Scoring the {self.head_description()}")
+            LOGGER.info(f"Scoring the {self.head_description(self.slicer)}")
 
     def inference(self, model, batch: dict):
         """Unsliced: the model on the letterboxed batch. Sliced: each image file read at full size, its windows
