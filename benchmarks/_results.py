@@ -107,6 +107,13 @@ CODE_OF_SCRIPT: dict[str, dict[str, Any]] = {
     "train_speed.py": {"paths": ["benchmarks/_common.py", *_TRAINING]},
     "tune_pruning.py": {"paths": ["benchmarks/_common.py", "tests/data/yolov10t-shapes.pt", *_TRAINING]},
     "val_speed.py": {"paths": ["benchmarks/_common.py", *_TRAINING]},
+    "decode_diff.py": {"paths": ["tests/data/yolov10t-shapes.pt", *_TRAINING]},
+    "deploy_table.py": {"paths": ["ultralytics/analysis/", "tests/data/yolov10t-shapes.pt", *_TRAINING]},
+    "distill.py": {"paths": ["benchmarks/_common.py", "ultralytics/compare/stats.py", *_TRAINING]},
+    "p2_memory.py": {"paths": ["ultralytics/cfg/", "ultralytics/utils/loss.py", "ultralytics/utils/tal.py", *_MODEL]},
+    "predict_call.py": {"paths": [*_TRAINING]},
+    "prune_table.py": {"paths": ["prune.py", "ultralytics/analysis/", *_TRAINING]},
+    "sliced_predict.py": {"paths": ["benchmarks/_common.py", "tests/data/yolov10t-shapes.pt", *_TRAINING]},
 }
 
 
