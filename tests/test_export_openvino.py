@@ -206,3 +206,30 @@ def test_ignored_scope_patterns():
     for whole, kept in ((False, {"last", "dfl", "topk"}), (True, {"last", "inner", "dfl", "topk"})):
         _, patterns = ignored_scope(23, nncf, whole_head=whole)
         assert {k for k, n in names.items() if _matches(n, patterns)} == kept, whole
+
+
+@pytest.mark.parametrize("kind", ["p2", "pruned"])
+def test_p2_and_pruned_models_export_and_match(tmp_path, kind):
+    """A P2 model (stride-4 level, four head inputs) and a pruned model (its stored architecture, no YAML) export to
+    OpenVINO FP32 and give PyTorch's detections box by box."""
+    torch.manual_seed(0)
+    if kind == "p2":
+        model = nontrivial(DetectionModel("yolov10n-p2-LSKA.yaml", nc=3, verbose=False))
+    else:
+        pytest.importorskip("torch_pruning")
+        from ultralytics.nn.prune import prune_model
+
+        model, _ = prune_model(nontrivial(DetectionModel("yolov10n-PSALSKA.yaml", nc=3, verbose=False)), ratio=0.3,
+                               verbose=False)
+    model.names = {0: "a", 1: "b", 2: "c"}
+    pt = save_model(model, tmp_path / f"{kind}.pt")
+    folder = YOLO(str(pt)).export(format="openvino", imgsz=64)
+    ref = copy.deepcopy(YOLO(str(pt)).model).eval()  # reloaded: a pruned checkpoint rebuilds its own shape
+    ref.model[-1].nms = False
+    ref.fuse(verbose=False)
+    assert sum(p.numel() for p in ref.parameters()) == sum(p.numel() for p in copy.deepcopy(model).fuse(
+        verbose=False).parameters())
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = ref(x)
+    assert assert_same_detections(expected, YOLO(folder).model(x))[0] <= 1e-3
