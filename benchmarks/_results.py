@@ -85,11 +85,17 @@ def defaults_hash() -> str:
 
 # The code each benchmark script exercises, as paths of the repository (a folder covers what is under it): a
 # figure is stale once a commit after the one it measured changes one of them. The script itself is always
-# included. `command` is how to re-run it where that differs from the command the JSON recorded.
+# included. `not_run`: files inside those folders that the script never calls into (a change there leaves its
+# figures valid); tests/test_figures.py traces a short training and validation and fails if any function of a
+# `not_run` file is called. `command` is how to re-run it where that differs from the command the JSON
+# recorded.
 _TRAINING = ["train.py", "ultralytics/cfg/", "ultralytics/data/", "ultralytics/engine/", "ultralytics/models/",
              "ultralytics/nn/", "ultralytics/utils/"]
 _MODEL = ["ultralytics/nn/", "ultralytics/cfg/models/", "ultralytics/utils/torch_utils.py", "ultralytics/utils/ops.py"]
 _LOADER = ["ultralytics/cfg/", "ultralytics/data/", "ultralytics/utils/"]
+# prediction's and sliced inference's own code: imported by a training run, never called by one (traced in a test)
+PREDICT_ONLY = ["ultralytics/models/yolo/detect/predict.py", "ultralytics/models/yolo/detect/sliced.py",
+                "ultralytics/utils/slicing.py"]
 CODE_OF_SCRIPT: dict[str, dict[str, Any]] = {
     "attention_cost.py": {"paths": ["benchmarks/_common.py", *_MODEL]},
     "augment_steps.py": {"paths": ["benchmarks/_common.py", "benchmarks/loader_speed.py", *_LOADER]},
@@ -101,18 +107,21 @@ CODE_OF_SCRIPT: dict[str, dict[str, Any]] = {
     "loader_speed.py": {"paths": ["benchmarks/_common.py", *_LOADER]},
     "lska_scaling.py": {"paths": ["benchmarks/_common.py", *_MODEL]},
     "model_table.py": {"paths": [*_MODEL]},
-    "recipe.py": {"paths": ["benchmarks/_common.py", *_TRAINING]},
+    "recipe.py": {"paths": ["benchmarks/_common.py", *_TRAINING], "not_run": PREDICT_ONLY},
     "small_objects.py": {"paths": ["benchmarks/_common.py", "ultralytics/compare/stats.py", *_TRAINING]},
-    "train_default.py": {"paths": [*_TRAINING], "command": "python benchmarks/train_default.py --seeds 0 1 2"},
-    "train_speed.py": {"paths": ["benchmarks/_common.py", *_TRAINING]},
-    "tune_pruning.py": {"paths": ["benchmarks/_common.py", "tests/data/yolov10t-shapes.pt", *_TRAINING]},
-    "val_speed.py": {"paths": ["benchmarks/_common.py", *_TRAINING]},
-    "decode_diff.py": {"paths": ["tests/data/yolov10t-shapes.pt", *_TRAINING]},
+    "train_default.py": {"paths": [*_TRAINING], "not_run": PREDICT_ONLY,
+                         "command": "python benchmarks/train_default.py --seeds 0 1 2"},
+    "train_speed.py": {"paths": ["benchmarks/_common.py", *_TRAINING], "not_run": PREDICT_ONLY},
+    "tune_pruning.py": {"paths": ["benchmarks/_common.py", "tests/data/yolov10t-shapes.pt", *_TRAINING],
+                        "not_run": PREDICT_ONLY},
+    "val_speed.py": {"paths": ["benchmarks/_common.py", *_TRAINING], "not_run": PREDICT_ONLY},
+    "decode_diff.py": {"paths": ["tests/data/yolov10t-shapes.pt", *_TRAINING], "not_run": PREDICT_ONLY},
     "deploy_table.py": {"paths": ["ultralytics/analysis/", "tests/data/yolov10t-shapes.pt", *_TRAINING]},
-    "distill.py": {"paths": ["benchmarks/_common.py", "ultralytics/compare/stats.py", *_TRAINING]},
+    "distill.py": {"paths": ["benchmarks/_common.py", "ultralytics/compare/stats.py", *_TRAINING],
+                   "not_run": PREDICT_ONLY},
     "p2_memory.py": {"paths": ["ultralytics/cfg/", "ultralytics/utils/loss.py", "ultralytics/utils/tal.py", *_MODEL]},
     "predict_call.py": {"paths": [*_TRAINING]},
-    "prune_table.py": {"paths": ["prune.py", "ultralytics/analysis/", *_TRAINING]},
+    "prune_table.py": {"paths": ["prune.py", "ultralytics/analysis/", *_TRAINING], "not_run": PREDICT_ONLY},
     "sliced_predict.py": {"paths": ["benchmarks/_common.py", "tests/data/yolov10t-shapes.pt", *_TRAINING]},
 }
 
@@ -141,6 +150,15 @@ def code_paths(script: str | None, code: dict | None = None) -> list[str] | None
     return None if entry is None else [f"benchmarks/{script}", *entry["paths"]]
 
 
+def not_run_paths(script: str | None, code: dict | None = None) -> list[str]:
+    """The files inside a script's code paths that it never calls into (CODE_OF_SCRIPT's `not_run`)."""
+    return list(((CODE_OF_SCRIPT if code is None else code).get(script or "") or {}).get("not_run", []))
+
+
+def _under(f: str, paths: list[str]) -> bool:
+    return any(f == p or f.startswith(p.rstrip("/") + "/") for p in paths)
+
+
 def rerun_command(doc: dict, code: dict | None = None) -> str:
     """How to re-measure a JSON: the table's command for its script, else the command it recorded."""
     entry = (CODE_OF_SCRIPT if code is None else code).get(doc.get("script") or "") or {}
@@ -165,15 +183,17 @@ def stale_reason(doc: dict, repo: Path = ROOT, code: dict | None = None) -> str 
         return "it records no commit (measured before figures recorded their commit)"
     if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}") is None:
         return f"its commit {commit[:10]} is not in this repository"
-    dirty = [f for f in git.get("changed") or [] if any(f == p or f.startswith(p.rstrip("/") + "/") for p in paths)]
+    skip = not_run_paths(script, code)
+    dirty = [f for f in git.get("changed") or [] if _under(f, paths) and not _under(f, skip)]
     if dirty:
         return f"it was measured with uncommitted changes to {', '.join(dirty[:5])}"
-    later = _git(repo, "log", "--format=%h", f"{commit}..HEAD", "--", *paths)
+    spec = [*paths, *(f":(exclude){p}" for p in skip)]
+    later = _git(repo, "log", "--format=%h", f"{commit}..HEAD", "--", *spec)
     if later is None:
         return f"git log {commit[:10]}..HEAD failed"
     if later:
         hashes = later.split()
-        files = _git(repo, "diff", "--name-only", commit, "HEAD", "--", *paths) or ""
+        files = _git(repo, "diff", "--name-only", commit, "HEAD", "--", *spec) or ""
         return (f"measured on {commit[:10]}; {len(hashes)} later commit(s) ({', '.join(hashes[:3])}) changed its "
                 f"code: {', '.join(files.split()[:5])}")
     return None

@@ -5,8 +5,9 @@ All three predict the same windows (SAHI's positions, overlap 0.2) plus the whol
 full pass), keep the same boxes (conf, at most --max-det per window) and merge them the same way (GREEDYNMM, IOS,
 0.5), so they differ only in how the model is driven:
 
-- sliced: `model.predict(image, slice=640, overlap=0.2, batch=--batch)`: one predictor call, the model prepared
-  (fused) once, the windows through it --batch at a time.
+- sliced: `model.predict(image, slice=640, overlap=0.2)`: one predictor call, the model prepared (fused) once,
+  the windows through it several at a time (`batch`, default.yaml's 16 unless --batch; on the CPU at most
+  CPU_PIXELS_PER_THREAD model pixels per torch thread and forward, models/yolo/detect/sliced.py).
 - loop: one `model.predict(window)` call per window and one on the whole image, then the same merge
   (utils/slicing.merge_detections): what a user's own tiling script does with this tree.
 - sahi: `sahi.predict.get_sliced_prediction` (batch_size 1, its default) with a small sahi DetectionModel
@@ -112,6 +113,32 @@ def _unmatched(a: np.ndarray, b: np.ndarray, tol: float = 0.01) -> int:
     return int(miss(a, b) + miss(b, a))
 
 
+def forward_sweep(weights: str, batches=(1, 2, 4, 8, 16), sizes=(320, 640), seconds: float = 1.0) -> dict:
+    """{model: {size: {batch: ms per window}}} of forward passes (fused, eval, no grad) for --weights and
+    yolov10n/s (random weights: the time does not depend on them), each timed for about `seconds`."""
+    from ultralytics import YOLO
+
+    out: dict = {}
+    for name in (weights, "yolov10n.yaml", "yolov10s.yaml"):
+        net = YOLO(name).model.float().eval()
+        net.fuse()
+        key = Path(name).stem
+        out[key] = {}
+        for s in sizes:
+            out[key][s] = {}
+            for b in batches:
+                x = torch.rand(b, 3, s, s)
+                with torch.no_grad():
+                    net(x)
+                    n, t0 = 0, time.perf_counter()
+                    while n < 2 or time.perf_counter() - t0 < seconds:
+                        net(x)
+                        n += 1
+                    out[key][s][b] = round((time.perf_counter() - t0) / n / b * 1e3, 1)
+            print(f"forward {key} at {s}: ms per window by windows per forward {out[key][s]}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_device_args(ap)
@@ -119,7 +146,10 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=4000)
     ap.add_argument("--slice", type=int, default=640)
     ap.add_argument("--overlap", type=float, default=0.2)
-    ap.add_argument("--batch", type=int, default=8, help="windows per forward pass of the sliced path")
+    ap.add_argument("--batch", type=int, default=None, help="the sliced path's batch (default: default.yaml's)")
+    ap.add_argument("--sweep", action="store_true",
+                    help="also time forward passes of 1-16 windows of 320 and 640 for yolov10t (--weights), n and s "
+                         "(ms per window): the measurement behind the CPU cap on windows per forward")
     ap.add_argument("--weights", default=str(Path(__file__).resolve().parents[1] / "tests/data/yolov10t-shapes.pt"))
     ap.add_argument("--conf", type=float, default=0.25)
     ap.add_argument("--max-det", type=int, default=1000, help="boxes kept per window and per image")
@@ -142,7 +172,8 @@ def main() -> None:
     print(f"{args.width}x{args.height} image, slice {args.slice}, overlap {args.overlap}: {len(wins)} windows + full")
 
     def sliced():
-        r = yolo.predict(im, slice=args.slice, overlap=args.overlap, batch=args.batch, **common)[0]
+        batch = {} if args.batch is None else {"batch": args.batch}
+        r = yolo.predict(im, slice=args.slice, overlap=args.overlap, **batch, **common)[0]
         return r.boxes.data.numpy()
 
     def loop():
@@ -187,6 +218,7 @@ def main() -> None:
             fn()
             times[k].append(time.perf_counter() - t0)
     best = {k: min(v) for k, v in times.items()}
+    sweep = forward_sweep(args.weights) if args.sweep else None
     rows = [[k, f"{best[k]:.2f}", f"{best[k] * 1e3 / (len(wins) + 1):.0f}", boxes[k],
              f"{best['loop'] / best[k]:.2f}"] for k in runs]
     table = markdown_table(["path", "s per image", "ms per window", "boxes after merge", "speed-up vs loop"], rows)
@@ -198,6 +230,11 @@ def main() -> None:
     figures = {"sliced_s": round(best["sliced"], 3), "loop_s": round(best["loop"], 3), "boxes": boxes["sliced"],
                "unmatched_loop": diff["loop"],
                "speedup_vs_loop": round(best["loop"] / best["sliced"], 2), "windows": len(wins), "table_md": table}
+    if sweep is not None:
+        figures["per_window_ms"] = sweep
+        figures["sweep_md"] = markdown_table(
+            ["model", "size", *[f"{b} per forward" for b in next(iter(next(iter(sweep.values())).values()))]],
+            [[m, s, *v.values()] for m, by_size in sweep.items() for s, v in by_size.items()])
     if "sahi" in best:
         figures.update(sahi_s=round(best["sahi"], 3), unmatched_sahi=diff["sahi"],
                        speedup_vs_sahi=round(best["sahi"] / best["sliced"], 2),

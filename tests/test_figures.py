@@ -219,3 +219,62 @@ def test_provenance_check_on_a_git_repository(tmp_path):
     assert "no commit" in stale_reason({"script": "bench.py", "settings": {}}, repo, code)
     assert "not in this repository" in stale_reason({"script": "bench.py", "git": {"commit": "0" * 40}}, repo, code)
     assert "no entry in CODE_OF_SCRIPT" in stale_reason({"script": "other.py", "git": doc["git"]}, repo, code)
+
+
+def test_not_run_code_is_not_run(tiny_data, tmp_path):
+    """CODE_OF_SCRIPT's `not_run` files are never called into by a training with validation (the work of every
+    script that declares them): a change there leaves those figures valid only while this holds. The check can
+    fail: validating with slice= calls into sliced.py and slicing.py, and the tracer sees it."""
+    import threading
+
+    from ultralytics import YOLO
+
+    skip = {str(ROOT / p) for e in CODE_OF_SCRIPT.values() for p in e.get("not_run", [])}
+    assert skip, "no script declares not_run code: this test checks nothing"
+    called: set[str] = set()
+
+    def tracer(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename in skip and frame.f_code.co_name != "<module>":
+            called.add(f"{Path(frame.f_code.co_filename).relative_to(ROOT)}:{frame.f_code.co_name}")
+
+    def traced(fn):
+        called.clear()
+        sys.setprofile(tracer)
+        threading.setprofile(tracer)
+        try:
+            fn()
+        finally:
+            sys.setprofile(None)
+            threading.setprofile(None)
+        return sorted(called)
+
+    model = YOLO("yolov10n.yaml")
+    settings = dict(data=tiny_data, imgsz=64, batch=8, workers=0, device="cpu", plots=False, verbose=False)
+    assert traced(lambda: model.train(**settings, epochs=1, project=str(tmp_path), name="t", seed=0)) == []
+    assert traced(lambda: model.val(**settings, project=str(tmp_path), name="v")) == []
+    sliced = traced(lambda: model.val(**settings, slice=64, project=str(tmp_path), name="s"))
+    assert {c.split(":")[0] for c in sliced} == {"ultralytics/models/yolo/detect/sliced.py",
+                                                 "ultralytics/utils/slicing.py"}
+
+
+def test_not_run_code_leaves_figures_current(tmp_path):
+    """A commit that changes only a `not_run` file of a script keeps its figures current; one that changes its
+    other code makes them stale."""
+    repo, out = tmp_path / "repo", tmp_path / "results"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "benchmarks").mkdir()
+    code = {"bench.py": {"paths": ["pkg/"], "not_run": ["pkg/predict.py"]}}
+    for f, text in (("pkg/core.py", "x = 1\n"), ("pkg/predict.py", "y = 1\n"), ("benchmarks/bench.py", "print(1)\n")):
+        (repo / f).write_text(text)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "one")
+    save_results("demo", {"x": 1}, {}, out_dir=out, repo=repo, script="bench.py")
+    doc = load_results("demo", out)
+    (repo / "pkg" / "predict.py").write_text("y = 2\n")
+    _git(repo, "commit", "-qam", "predict")
+    assert stale_reason(doc, repo, code) is None
+    (repo / "pkg" / "core.py").write_text("x = 2\n")
+    _git(repo, "commit", "-qam", "core")
+    why = stale_reason(doc, repo, code)
+    assert why is not None and "pkg/core.py" in why and "predict.py" not in why

@@ -68,7 +68,8 @@ def test_json_holds_the_merged_full_image_predictions(sliced_run, held_out):
     args = get_cfg(overrides={"mode": "val", "imgsz": 128, "slice": 128, "overlap": 0.2, "batch": 16})
     sd = SlicedDetector(model, args, torch.device("cpu"), conf=0.001)
     folder = Path(check_det_dataset(held_out)["val"])
-    det = sd(imread(next(folder.glob(img["file_name"])))).numpy().astype(np.float64)
+    file = next(folder.glob(img["file_name"]))
+    det = sd(imread(file), str(file)).numpy().astype(np.float64)  # the file: the full pass reads it as val does
     direct = np.concatenate([det[:, :2], det[:, 2:4] - det[:, :2], det[:, 4:]], 1)
     assert len(direct) == len(mine)
     np.testing.assert_allclose(direct[np.lexsort(direct.T[::-1])], mine[np.lexsort(mine.T[::-1])], atol=2e-3)

@@ -231,3 +231,53 @@ def test_fixed_shape_export_says_why_not():
     model.dynamic = False  # as an exported graph with a fixed input shape reports itself
     with pytest.raises(UserError, match="fixed input shape"):
         _sliced(model)
+
+
+@pytest.mark.parametrize("threads,slice_,expected", [(1, 640, [2, 2, 2]), (2, 640, [4, 2]), (1, 320, [6])])
+def test_cpu_caps_windows_per_forward(threads, slice_, expected):
+    """On the CPU a forward takes at most CPU_PIXELS_PER_THREAD x threads model pixels (2 windows of 640 or 8 of
+    320 per thread), however large `batch` is; a GPU would take `batch` windows."""
+    from ultralytics.models.yolo.detect.sliced import CPU_PIXELS_PER_THREAD
+
+    assert CPU_PIXELS_PER_THREAD == 2 * 640 * 640
+    model, before = WhiteBoxModel(), torch.get_num_threads()
+    h, w = (1000, 1664) if slice_ == 640 else (640, 960)  # 6 windows of 640 at overlap 0.2, or 6 of 320 at 0
+    sd = _sliced(model, slice=slice_, imgsz=slice_, overlap=0.2 if slice_ == 640 else 0.0, batch=16,
+                 slice_full=False)
+    try:
+        torch.set_num_threads(threads)
+        sd(_scene(h, w))
+    finally:
+        torch.set_num_threads(before)
+    assert sd.n_windows == 6 and [c[0] for c in model.calls] == expected
+
+
+@pytest.mark.parametrize("as_file", [False, True])
+def test_full_pass_equals_unsliced_prediction(tmp_path, as_file):
+    """The full pass shows the model the image exactly as model.predict(image) does (image_io.model_view: INTER_AREA
+    when shrinking, fast_decode from a JPEG file), so its boxes are the unsliced prediction's, box by box."""
+    import cv2
+
+    from ultralytics import YOLO
+
+    rng = np.random.default_rng(0)
+    im = rng.integers(90, 140, (1500, 2300, 3), dtype=np.uint8)
+    for _ in range(60):
+        x, y, s = int(rng.integers(0, 2200)), int(rng.integers(0, 1400)), int(rng.integers(20, 90))
+        cv2.rectangle(im, (x, y), (x + s, y + s), tuple(int(v) for v in rng.integers(0, 255, 3)), -1)
+    src = im
+    if as_file:
+        src = str(tmp_path / "scene.jpg")
+        cv2.imwrite(src, im)
+        im = cv2.imread(src)
+    yolo = YOLO(str(Path(__file__).parent / "data" / "yolov10t-shapes.pt"))
+    common = dict(imgsz=640, conf=0.05, device="cpu", verbose=False)
+    ref = yolo.predict(src, **common)[0].boxes.data.numpy()
+    assert len(ref) >= 10
+    from ultralytics.cfg import get_cfg
+    from ultralytics.models.yolo.detect.sliced import SlicedDetector
+
+    args = get_cfg(overrides={"mode": "predict", "slice": 640, **common})
+    model = yolo.inference_cache["model"]  # the model the predict call above prepared
+    det = SlicedDetector(model, args, torch.device("cpu"), conf=0.05)._full_pass(im, src if as_file else None)
+    np.testing.assert_allclose(det.numpy(), ref, atol=1e-3)

@@ -49,8 +49,8 @@ class DetectionPredictor(BasePredictor):
         if self.slicer is None:
             return super().predict_batch(ims, names, files)
         out, t = [], np.zeros(3)
-        for im, name in zip(ims, names):
-            out.append(Results(im, str(name), self.model.names, self.slicer(im)))
+        for im, name, file in zip(ims, names, files or [None] * len(ims)):
+            out.append(Results(im, str(name), self.model.names, self.slicer(im, file)))
             t += self.slicer.times
         return out, t * 1e3 / len(ims), tuple(self.slicer.shape)
 

@@ -2,7 +2,8 @@
 
 A large image is cut into windows of `slice` pixels (utils/slicing.py: SAHI's `get_slice_bboxes` positions,
 `overlap` between neighbours). The windows of one image all have the same shape, so they go through the model
-`batch` at a time. Each window is resized by imgsz / slice (1 when slice == imgsz, the usual case) and padded
+together: `batch` at a time on a GPU; on the CPU, where a bigger forward pass costs more per window beyond a few
+megapixels, at most CPU_PIXELS_PER_THREAD model pixels per torch thread. Each window is resized by imgsz / slice (1 when slice == imgsz, the usual case) and padded
 bottom-right to a stride multiple; an image smaller than the slice is one window of its own size, resized by
 the same factor, never blown up to the slice. With `slice_full=True` the whole image is also predicted,
 letterboxed to imgsz (SAHI's perform_standard_pred, run when there is more than one window), so that objects
@@ -29,6 +30,10 @@ from ultralytics.utils.slicing import check_merge, check_overlap, check_slice_si
 
 LOW_CONF = 0.1  # below this score cut-off the default merge becomes NMS/IOU, as SAHI 0.12's get_sliced_prediction
 DEFAULT_MERGE = ("nmm", "ios")  # default.yaml's merge, merge_metric
+# On the CPU a forward pass of more windows than this many model pixels per torch thread costs more per window,
+# not less (caches): measured for yolov10t/n/s at 320 and 640 with 1 and 2 threads (benchmarks/sliced_predict.py
+# --batches): the best per-window time was at 2 windows of 640 per thread, 8 of 320. A GPU takes `batch` windows.
+CPU_PIXELS_PER_THREAD = 2 * 640 * 640
 
 
 class SlicedDetector:
@@ -63,6 +68,7 @@ class SlicedDetector:
                         f"{'/'.join(DEFAULT_MERGE)}, as SAHI does; any other merge/merge_metric is used as given")
         self.imgsz = check_imgsz(args.imgsz, stride=self.stride, min_dim=2)  # [h, w]
         self.batch = max(int(args.batch), 1)
+        self.fast_decode = bool(getattr(args, "fast_decode", True))
         self.full = bool(args.slice_full)
         self.max_det = int(args.max_det)
         self.multi_label = bool(multi_label)
@@ -79,15 +85,26 @@ class SlicedDetector:
         """The (x1, y1, x2, y2) windows over im, as SAHI places them."""
         return slice_positions(im.shape[0], im.shape[1], self.slice, overlap_h=self.overlap)
 
+    def per_forward(self, win_hw: tuple[int, int]) -> int:
+        """Windows per forward pass for windows of (h, w) pixels: `batch` on a GPU; on the CPU at most
+        CPU_PIXELS_PER_THREAD x threads model pixels per forward (at least one window, at most `batch`)."""
+        if getattr(self.device, "type", "cpu") != "cpu":
+            return self.batch
+        rh, rw = max(round(win_hw[0] * self.gain), 1), max(round(win_hw[1] * self.gain), 1)
+        return max(1, min(self.batch, CPU_PIXELS_PER_THREAD * torch.get_num_threads() // (rh * rw)))
+
     @torch.no_grad()
-    def __call__(self, im: np.ndarray) -> torch.Tensor:
-        """Merged detections (n, 6) of one BGR image in its own pixels (see the class docstring)."""
+    def __call__(self, im: np.ndarray, file: str | None = None) -> torch.Tensor:
+        """Merged detections (n, 6) of one BGR image in its own pixels (see the class docstring). file: the path
+        im was read from (None: an array or a video frame); the full pass reads it as unsliced prediction does
+        (image_io.model_view, fast_decode)."""
         self.times = np.zeros(3)
         wins = self.windows(im)
         self.n_windows = len(wins)
         dets = []
-        for i in range(0, len(wins), self.batch):
-            chunk = wins[i: i + self.batch]
+        step = self.per_forward((wins[0][3] - wins[0][1], wins[0][2] - wins[0][0]))
+        for i in range(0, len(wins), step):
+            chunk = wins[i: i + step]
             t0 = time.perf_counter()
             x = self._windows_tensor(im, chunk)
             t1 = _sync(self.device)
@@ -101,7 +118,7 @@ class SlicedDetector:
             self.times += (t1 - t0, t2 - t1, time.perf_counter() - t2)
             self.shape = tuple(x.shape)
         if self.full and len(wins) > 1:
-            dets.append(self._full_pass(im))
+            dets.append(self._full_pass(im, file))
         t0 = time.perf_counter()
         det = torch.cat(dets) if dets else torch.zeros(0, 6)
         det = det[(det[:, 2] > det[:, 0]) & (det[:, 3] > det[:, 1])]  # boxes clipped to nothing are dropped
@@ -114,7 +131,7 @@ class SlicedDetector:
         """Merged detections (n, 6) of each image file at full size (sliced validation), in its pixels."""
         from ultralytics.data.image_io import imread
 
-        return [self(imread(f)) for f in files]
+        return [self(imread(f), f) for f in files]
 
     def _windows_tensor(self, im: np.ndarray, wins: list) -> torch.Tensor:
         """(B, 3, h, w) float 0..1 RGB on the device: each window resized by `gain`, padded bottom-right to a
@@ -136,13 +153,17 @@ class SlicedDetector:
         x = torch.from_numpy(np.ascontiguousarray(hwc[..., ::-1].transpose(0, 3, 1, 2)))
         return preprocess_images(x, self.device, half=self.half)
 
-    def _full_pass(self, im: np.ndarray) -> torch.Tensor:
-        """Detections of the whole image letterboxed to imgsz (minimal stride-multiple padding), in its pixels."""
+    def _full_pass(self, im: np.ndarray, file: str | None = None) -> torch.Tensor:
+        """Detections of the whole image as unsliced prediction shows it to the model (image_io.model_view: fitted
+        to imgsz, INTER_AREA when shrinking, fast_decode from file; then the minimal stride-multiple letterbox),
+        in its pixels: the same boxes as model.predict(im) gives."""
         from ultralytics.data.augment import LetterBox
+        from ultralytics.data.image_io import model_view
         from ultralytics.utils.ops import scale_boxes
 
         t0 = time.perf_counter()
-        lb = LetterBox(self.imgsz, auto=True, stride=self.stride)(labels={"img": im})
+        view, gains = model_view(im, file, self.imgsz, self.fast_decode)
+        lb = LetterBox(self.imgsz, auto=True, stride=self.stride)(labels={"img": view, "ratio_pad": gains})
         x = self._to_tensor(lb["img"][None])
         t1 = _sync(self.device)
         preds = self.model(x)
