@@ -113,29 +113,41 @@ def _unmatched(a: np.ndarray, b: np.ndarray, tol: float = 0.01) -> int:
     return int(miss(a, b) + miss(b, a))
 
 
-def forward_sweep(weights: str, batches=(1, 2, 4, 8, 16), sizes=(320, 640), seconds: float = 1.0) -> dict:
-    """{model: {size: {batch: ms per window}}} of forward passes (fused, eval, no grad) for --weights and
-    yolov10n/s (random weights: the time does not depend on them), each timed for about `seconds`."""
+def forward_sweep(weights: str, threads=(1, 2), batches=(1, 2, 4, 8, 16), sizes=(320, 640),
+                  seconds: float = 1.0) -> dict:
+    """{'<threads>t': {model: {size: {batch: ms per window}}}} of forward passes (fused, eval, no grad) for
+    --weights and yolov10n/s (random weights: the time does not depend on them), each timed for about
+    `seconds`, with 1 and 2 torch threads."""
     from ultralytics import YOLO
 
     out: dict = {}
+    before = torch.get_num_threads()
+    nets = {}
     for name in (weights, "yolov10n.yaml", "yolov10s.yaml"):
         net = YOLO(name).model.float().eval()
         net.fuse()
-        key = Path(name).stem
-        out[key] = {}
-        for s in sizes:
-            out[key][s] = {}
-            for b in batches:
-                x = torch.rand(b, 3, s, s)
-                with torch.no_grad():
-                    net(x)
-                    n, t0 = 0, time.perf_counter()
-                    while n < 2 or time.perf_counter() - t0 < seconds:
-                        net(x)
-                        n += 1
-                    out[key][s][b] = round((time.perf_counter() - t0) / n / b * 1e3, 1)
-            print(f"forward {key} at {s}: ms per window by windows per forward {out[key][s]}", flush=True)
+        nets[Path(name).stem] = net
+    try:
+        for th in threads:
+            torch.set_num_threads(th)
+            by_model = out[f"{th}t"] = {}
+            for key, net in nets.items():
+                by_model[key] = {}
+                for s in sizes:
+                    by_model[key][s] = {}
+                    for b in batches:
+                        x = torch.rand(b, 3, s, s)
+                        with torch.no_grad():
+                            net(x)
+                            n, t0 = 0, time.perf_counter()
+                            while n < 2 or time.perf_counter() - t0 < seconds:
+                                net(x)
+                                n += 1
+                            by_model[key][s][b] = round((time.perf_counter() - t0) / n / b * 1e3, 1)
+                    print(f"forward {key} at {s}, {th} thread(s): ms per window by windows per forward "
+                          f"{by_model[key][s]}", flush=True)
+    finally:
+        torch.set_num_threads(before)
     return out
 
 
@@ -149,7 +161,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="the sliced path's batch (default: default.yaml's)")
     ap.add_argument("--sweep", action="store_true",
                     help="also time forward passes of 1-16 windows of 320 and 640 for yolov10t (--weights), n and s "
-                         "(ms per window): the measurement behind the CPU cap on windows per forward")
+                         "with 1 and 2 threads (ms per window): the measurement behind the CPU cap on windows per "
+                         "forward")
     ap.add_argument("--weights", default=str(Path(__file__).resolve().parents[1] / "tests/data/yolov10t-shapes.pt"))
     ap.add_argument("--conf", type=float, default=0.25)
     ap.add_argument("--max-det", type=int, default=1000, help="boxes kept per window and per image")
@@ -232,9 +245,11 @@ def main() -> None:
                "speedup_vs_loop": round(best["loop"] / best["sliced"], 2), "windows": len(wins), "table_md": table}
     if sweep is not None:
         figures["per_window_ms"] = sweep
+        batches = next(iter(next(iter(next(iter(sweep.values())).values())).values()))
         figures["sweep_md"] = markdown_table(
-            ["model", "size", *[f"{b} per forward" for b in next(iter(next(iter(sweep.values())).values()))]],
-            [[m, s, *v.values()] for m, by_size in sweep.items() for s, v in by_size.items()])
+            ["threads", "model", "size", *[f"{b} per pass" for b in batches]],
+            [[th[:-1], m, s, *v.values()] for th, by_model in sweep.items() for m, by_size in by_model.items()
+             for s, v in by_size.items()])
     if "sahi" in best:
         figures.update(sahi_s=round(best["sahi"], 3), unmatched_sahi=diff["sahi"],
                        speedup_vs_sahi=round(best["sahi"] / best["sliced"], 2),

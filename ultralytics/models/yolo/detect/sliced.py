@@ -32,7 +32,7 @@ LOW_CONF = 0.1  # below this score cut-off the default merge becomes NMS/IOU, as
 DEFAULT_MERGE = ("nmm", "ios")  # default.yaml's merge, merge_metric
 # On the CPU a forward pass of more windows than this many model pixels per torch thread costs more per window,
 # not less (caches): measured for yolov10t/n/s at 320 and 640 with 1 and 2 threads (benchmarks/sliced_predict.py
-# --batches): the best per-window time was at 2 windows of 640 per thread, 8 of 320. A GPU takes `batch` windows.
+# --sweep): the best per-window time was at 2 windows of 640 per thread, 8 of 320. A GPU takes `batch` windows.
 CPU_PIXELS_PER_THREAD = 2 * 640 * 640
 
 
