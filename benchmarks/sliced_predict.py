@@ -244,7 +244,6 @@ def main() -> None:
                "unmatched_loop": diff["loop"],
                "speedup_vs_loop": round(best["loop"] / best["sliced"], 2), "windows": len(wins), "table_md": table}
     if sweep is not None:
-        figures["per_window_ms"] = sweep
         batches = next(iter(next(iter(next(iter(sweep.values())).values())).values()))
         figures["sweep_md"] = markdown_table(
             ["threads", "model", "size", *[f"{b} per pass" for b in batches]],
@@ -254,7 +253,8 @@ def main() -> None:
         figures.update(sahi_s=round(best["sahi"], 3), unmatched_sahi=diff["sahi"],
                        speedup_vs_sahi=round(best["sahi"] / best["sliced"], 2),
                        loop_vs_sahi=round(best["sahi"] / best["loop"], 2))
-    path = save_results("sliced_predict", figures, {**vars(args), "sahi": sahi_version})
+    extra = {"per_window_ms": sweep} if sweep is not None else {}  # nested: a setting, the table is the figure
+    path = save_results("sliced_predict", figures, {**vars(args), "sahi": sahi_version, **extra})
     print(f"wrote {path}")
 
 
