@@ -144,15 +144,20 @@ def git_state(repo: Path = ROOT) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(changed), "changed": changed[:200]}
 
 
+def _entry(script: str | None, code: dict | None = None) -> dict | None:
+    """A script's CODE_OF_SCRIPT entry (or `code`'s, a stand-in table for tests), None when it has none."""
+    return (CODE_OF_SCRIPT if code is None else code).get(script or "")
+
+
 def code_paths(script: str | None, code: dict | None = None) -> list[str] | None:
     """The paths a script's figures depend on (the script itself first), or None when the table lacks it."""
-    entry = (CODE_OF_SCRIPT if code is None else code).get(script or "")
+    entry = _entry(script, code)
     return None if entry is None else [f"benchmarks/{script}", *entry["paths"]]
 
 
 def not_run_paths(script: str | None, code: dict | None = None) -> list[str]:
     """The files inside a script's code paths that it never calls into (CODE_OF_SCRIPT's `not_run`)."""
-    return list(((CODE_OF_SCRIPT if code is None else code).get(script or "") or {}).get("not_run", []))
+    return list((_entry(script, code) or {}).get("not_run", []))
 
 
 def _under(f: str, paths: list[str]) -> bool:
@@ -161,7 +166,7 @@ def _under(f: str, paths: list[str]) -> bool:
 
 def rerun_command(doc: dict, code: dict | None = None) -> str:
     """How to re-measure a JSON: the table's command for its script, else the command it recorded."""
-    entry = (CODE_OF_SCRIPT if code is None else code).get(doc.get("script") or "") or {}
+    entry = _entry(doc.get("script"), code) or {}
     return entry.get("command") or f"python {doc.get('command') or 'benchmarks/' + str(doc.get('script'))}"
 
 
